@@ -1,0 +1,134 @@
+"""Server configuration: plans, keys, limits and protocol variants, loaded from a schema-checked file."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+DEFAULT_KEY = "demo"
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What one API key may do. Defaults follow the vendor's published Pro plan."""
+
+    name: str = "pro"
+    max_connections: int = 9  # per key; over it the handshake gets HTTP 427
+    max_products: int = 5000  # across all connections of a key (error 516)
+    max_products_per_connection: int = 600  # error 505
+    rate_limit: int = 60  # frames a client may send per rate window on one connection (error 501)
+    rest_rate_limit: int = 600  # REST calls per key per rate window (HTTP 429)
+    daily_request_limit: int = 0  # 0 = unlimited (error 502)
+    max_kline_subscriptions: int = 0  # (symbol, type) pairs per connection, 0 = unlimited (error 503)
+    max_depth_products: int = 0  # depth symbols per connection, 0 = unlimited (error 504)
+
+
+# The vendor's published plans; "pro" is the default for the demo key so tests are not cramped by it.
+BUILTIN_PLANS: dict[str, Plan] = {
+    "free": Plan("free", max_connections=1, max_products=10, max_products_per_connection=10, rest_rate_limit=60),
+    "basic": Plan("basic", max_connections=1, max_products=200, max_products_per_connection=200),
+    "premium": Plan("premium", max_connections=2, max_products=800, max_products_per_connection=600),
+    "pro": Plan("pro", max_connections=9, max_products=5000, max_products_per_connection=600),
+}
+
+
+@dataclass
+class ServerConfig:
+    host: str = "127.0.0.1"
+    port: int = 8765
+    seed: int = 42
+    keys: dict[str, str] = field(default_factory=lambda: {DEFAULT_KEY: "pro"})  # key -> plan name
+    plans: dict[str, Plan] = field(default_factory=lambda: dict(BUILTIN_PLANS))
+    banned_keys: frozenset[str] = frozenset()
+
+    # Timing. All of these are seconds of wall time so tests can shrink them.
+    heartbeat_timeout: float = 60.0
+    rate_window: float = 60.0
+    depth_interval: float = 0.1
+    kline_interval: float = 1.0
+    pump_interval: float = 0.01  # how often the market is advanced and trades fanned out
+
+    # Market.
+    speed: float = 1.0  # market clock runs this many times faster than wall time
+    start_ms: int | None = None  # market start time; None = wall clock at start-up
+    trade_rate: float = 2.0  # trades per second of market time, per symbol
+
+    # Bounds.
+    max_frame_size: int = 64 * 1024  # larger client frames are closed with 1009
+    max_send_buffer: int = 4 * 1024 * 1024  # bytes queued to one client before it is dropped as too slow
+    max_codes_per_request: int = 1000  # more codes in one request: error 506
+    max_trace_length: int = 256
+
+    # Protocol variants (PROTOCOL.md OPEN items and tutorial differences).
+    strict: bool = False  # validate every frame the server sends against the schemas
+    stock_banner: bool = True  # plain-text banner before the welcome on business=stock, as seen live
+    legacy_trade_push: bool = False  # the tutorial's {"code":10000,"data":{s,p,v,t}} instead of 10002
+    ack_unsubscribe: tuple[int, ...] = (11000, 11001, 11002)  # which unsubscribes get an 11010 ack
+    subscribe_mode: str = "add"  # "add" or "replace": a second subscribe of the same kind
+    idle_reset_on_any_frame: bool = False  # True: any client frame, not only 10010, resets the idle timer
+    error_close_code: int = 1008  # WebSocket close code after 501 / 513 (OPEN on the live service)
+    send_timestamp: bool = False  # add "st" (server send time, epoch ms) to pushes, for latency measurement
+
+    # Control endpoint (fault injection); bound to the same loopback listener.
+    control_token: str | None = None
+
+    def plan_for(self, key: str) -> Plan:
+        return self.plans[self.keys[key]]
+
+    def with_overrides(self, **plan_overrides: Any) -> ServerConfig:
+        """Apply CLI limit flags to every plan, so `--rate-limit 10` means what it says for any key."""
+        overrides = {k: v for k, v in plan_overrides.items() if v is not None}
+        if overrides:
+            self.plans = {n: dataclasses.replace(p, **overrides) for n, p in self.plans.items()}
+        return self
+
+
+_PLAN_FIELDS = {f.name for f in dataclasses.fields(Plan)}
+_CONFIG_FIELDS = {f.name for f in dataclasses.fields(ServerConfig)}
+
+
+def load_config(path: str | Path, base: ServerConfig | None = None) -> ServerConfig:
+    """Read a JSON or YAML config file, check it against schemas/json/config.schema.json, build a config."""
+    import schemas
+
+    text = Path(path).read_text(encoding="utf-8")
+    if str(path).endswith((".yaml", ".yml")):
+        import yaml
+
+        raw = yaml.safe_load(text)
+    else:
+        raw = json.loads(text)
+    schemas.validate_document(raw, "config.schema.json")
+    return config_from_dict(raw, base)
+
+
+def config_from_dict(raw: dict[str, Any], base: ServerConfig | None = None) -> ServerConfig:
+    cfg = base or ServerConfig()
+    plans = dict(cfg.plans)
+    for name, spec in (raw.get("plans") or {}).items():
+        fields = {k: v for k, v in spec.items() if k in _PLAN_FIELDS}
+        plans[name] = dataclasses.replace(plans.get(name, Plan(name=name)), name=name, **fields)
+    cfg.plans = plans
+    keys = raw.get("keys")
+    if keys is not None:
+        cfg.keys = {k["key"]: k.get("plan", "pro") for k in keys}
+        cfg.banned_keys = frozenset(k["key"] for k in keys if k.get("banned"))
+    for name, value in (raw.get("server") or {}).items():
+        if name in _CONFIG_FIELDS and name not in {"plans", "keys", "banned_keys"}:
+            setattr(cfg, name, tuple(value) if name == "ack_unsubscribe" else value)
+    for key, plan in cfg.keys.items():
+        if plan not in cfg.plans:
+            raise ValueError(f"key {mask_key(key)} names unknown plan {plan!r}")
+    return cfg
+
+
+def mask_key(key: str | None) -> str:
+    """Show enough of a key to tell keys apart in logs, never enough to use it."""
+    if not key:
+        return "<none>"
+    if len(key) <= 4:
+        return "*" * len(key)
+    return key[:2] + "*" * (len(key) - 4) + key[-2:]
