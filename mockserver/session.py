@@ -1,0 +1,316 @@
+"""One connection's protocol state machine, sans I/O.
+
+Text or bytes go in with the current time; frames to send and actions (close, subscription changes) come
+out. No sockets, no clocks, no asyncio: the server shell does the I/O, so this is tested and fuzzed directly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+import schemas
+
+from .config import Plan, ServerConfig
+from .limits import KeyAccount, SlidingWindow
+
+# Request codes (client -> server) and what they acknowledge with.
+SUB_TRADE, SUB_DEPTH, SUB_KLINE = 10000, 10003, 10006
+UNSUB_TRADE, UNSUB_DEPTH, UNSUB_KLINE = 11000, 11001, 11002
+HEARTBEAT = 10010
+UNSUB_ACK = 11010
+HEARTBEAT_ACK = 10011
+REQUEST_CODES = frozenset({SUB_TRADE, SUB_DEPTH, SUB_KLINE, UNSUB_TRADE, UNSUB_DEPTH, UNSUB_KLINE, HEARTBEAT})
+KLINE_TYPES = range(1, 13)
+
+WELCOME = {"code": 200, "msg": "ws connect success"}
+STOCK_BANNER = "You have permission to subscribe to all market data"
+
+# A channel is (kind, kline type); trade and depth use type 0.
+Channel = tuple[str, int]
+TRADE: Channel = ("trade", 0)
+DEPTH: Channel = ("depth", 0)
+
+
+def kline_channel(ty: int) -> Channel:
+    return ("kline", ty)
+
+
+@dataclass(frozen=True, slots=True)
+class Send:
+    """Send a frame: a dict is serialised as JSON, a str goes out as a raw text frame."""
+
+    frame: dict[str, Any] | str
+
+
+@dataclass(frozen=True, slots=True)
+class Close:
+    code: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Subscribe:
+    channel: Channel
+    symbols: frozenset[str]
+
+
+@dataclass(frozen=True, slots=True)
+class Unsubscribe:
+    channel: Channel
+    symbols: frozenset[str]
+
+
+Action = Send | Close | Subscribe | Unsubscribe
+
+
+def error_frame(code: int, msg: str, trace: str = "") -> dict[str, Any]:
+    # Error frames carry traceId (not trace) and no data, as on the live service.
+    return {"traceId": trace, "code": code, "msg": msg}
+
+
+class RequestError(Exception):
+    def __init__(self, code: int, msg: str) -> None:
+        super().__init__(msg)
+        self.code = code
+        self.msg = msg
+
+
+class Session:
+    """Protocol state of one WebSocket connection."""
+
+    def __init__(
+        self,
+        conn_id: int,
+        key: str,
+        business: str,
+        plan: Plan,
+        config: ServerConfig,
+        account: KeyAccount,
+        now: float,
+        *,
+        streams: Callable[[str], bool] = lambda symbol: True,
+        trace_factory: Callable[[], str] = lambda: "",
+    ) -> None:
+        self.conn_id = conn_id
+        self.key = key
+        self.business = business
+        self.plan = plan
+        self.config = config
+        self.account = account
+        # Symbols of another business (or unknown) are acked and held, but never streamed: as seen live.
+        self._streams = streams
+        self._trace_factory = trace_factory
+        self.opened_at = now
+        self.last_heartbeat = now
+        self.last_frame = now
+        self.closed = False
+        self.rate = SlidingWindow(plan.rate_limit, config.rate_window)
+        self.trades: set[str] = set()
+        self.depth: set[str] = set()
+        self.klines: dict[int, set[str]] = {}
+        self.frames_received = 0
+        self.requests_by_code: dict[int, int] = {}
+        self.errors_sent: dict[int, int] = {}
+
+    # -- lifecycle -------------------------------------------------------------------------------------
+
+    def open(self) -> list[Action]:
+        out: list[Action] = []
+        if self.business == "stock" and self.config.stock_banner:
+            out.append(Send(STOCK_BANNER))
+        out.append(Send(dict(WELCOME)))
+        return out
+
+    def deadline(self) -> float:
+        """When the heartbeat timeout fires unless a heartbeat arrives first."""
+        return self.last_heartbeat + self.config.heartbeat_timeout
+
+    def tick(self, now: float) -> list[Action]:
+        if self.closed or now < self.deadline():
+            return []
+        return self._fail(513, "Websocket heartbeat timeout", self._trace_factory())
+
+    def products(self) -> set[str]:
+        out = self.trades | self.depth
+        for symbols in self.klines.values():
+            out |= symbols
+        return out
+
+    def channels(self) -> Iterator[tuple[Channel, set[str]]]:
+        yield TRADE, self.trades
+        yield DEPTH, self.depth
+        for ty, symbols in self.klines.items():
+            yield kline_channel(ty), symbols
+
+    def release(self) -> None:
+        """Give this connection's products back to the key's budget (the connection is gone)."""
+        self.account.products.pop(self.conn_id, None)
+
+    # -- input -----------------------------------------------------------------------------------------
+
+    def receive(self, data: str | bytes, now: float) -> list[Action]:
+        if self.closed:
+            return []
+        self.frames_received += 1
+        self.last_frame = now
+        if self.config.idle_reset_on_any_frame:
+            self.last_heartbeat = now
+        # Every frame counts against the per-minute budget, valid or not, as on the live service.
+        if not self.rate.hit(now):
+            limit = self.plan.rate_limit
+            per = "minute" if self.config.rate_window == 60 else f"{self.config.rate_window:g} seconds"
+            return self._fail(501, f"Request frequency exceed the limit：{limit} times per {per}", "")
+        if isinstance(data, bytes):
+            return [self._error(515, "Param error：binary frames are not accepted, send JSON text")]
+        try:
+            obj = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            return [self._error(515, "Param error：The param is not JSON")]
+        trace = obj.get("trace") if isinstance(obj, dict) else None
+        trace = trace if isinstance(trace, str) and len(trace) <= self.config.max_trace_length else ""
+        try:
+            return self._request(obj, trace, now)
+        except RequestError as e:
+            return [self._error(e.code, e.msg, trace)]
+
+    def _request(self, obj: Any, trace: str, now: float) -> list[Action]:
+        try:
+            schemas.validate_client_frame(obj, fast=True)
+        except schemas.ContractError as e:
+            raise _request_error(e) from None
+        code: int = obj["code"]
+        self.requests_by_code[code] = self.requests_by_code.get(code, 0) + 1
+        if self.plan.daily_request_limit:
+            day = int(now // 86400)
+            if self.account.day != day:
+                self.account.day, self.account.requests_today = day, 0
+            self.account.requests_today += 1
+            if self.account.requests_today > self.plan.daily_request_limit:
+                raise RequestError(502, f"Daily request limit reached：{self.plan.daily_request_limit}")
+        if code == HEARTBEAT:
+            self.last_heartbeat = now
+            if obj.get("ack") == 1:
+                return [Send({"code": HEARTBEAT_ACK, "trace": trace, "msg": "ok"})]
+            return []
+        data = obj.get("data") or {}
+        if code == SUB_TRADE:
+            return self._subscribe({TRADE: self._codes(data["codes"])}, code, trace)
+        if code == SUB_DEPTH:
+            return self._subscribe({DEPTH: self._codes(data["codes"])}, code, trace)
+        if code == SUB_KLINE:
+            wanted: dict[Channel, set[str]] = {}
+            for entry in data["arr"]:
+                wanted.setdefault(kline_channel(entry["type"]), set()).update(self._codes(entry["codes"]))
+            return self._subscribe(wanted, code, trace)
+        if code in (UNSUB_TRADE, UNSUB_DEPTH):
+            channel = TRADE if code == UNSUB_TRADE else DEPTH
+            held = self.trades if code == UNSUB_TRADE else self.depth
+            codes = data.get("codes")
+            return self._unsubscribe({channel: set(held) if codes is None else self._codes(codes)}, code, trace)
+        # UNSUB_KLINE: no codes = every symbol; klineTypes narrows to those intervals.
+        types = data.get("klineTypes")
+        tys = set(self.klines) if types is None else {int(t) for t in str(types).split(",") if t.strip()}
+        codes = data.get("codes")
+        drop: dict[Channel, set[str]] = {}
+        for ty in tys:
+            held = self.klines.get(ty, set())
+            drop[kline_channel(ty)] = set(held) if codes is None else self._codes(codes)
+        return self._unsubscribe(drop, code, trace)
+
+    def _codes(self, codes: str) -> set[str]:
+        items = [c.strip() for c in codes.split(",")]
+        if len(items) > self.config.max_codes_per_request:
+            raise RequestError(
+                506, f"Param error：too many codes in one request (limit {self.config.max_codes_per_request})"
+            )
+        return {c for c in items if c}
+
+    def _held(self, channel: Channel) -> set[str]:
+        if channel == TRADE:
+            return self.trades
+        if channel == DEPTH:
+            return self.depth
+        return self.klines.setdefault(channel[1], set())
+
+    def _subscribe(self, wanted: dict[Channel, set[str]], code: int, trace: str) -> list[Action]:
+        replace = self.config.subscribe_mode == "replace"
+        new_sets = {ch: (set(syms) if replace else self._held(ch) | syms) for ch, syms in wanted.items()}
+        # Check every bound on the state the request would produce, before changing anything.
+        after: set[str] = set()
+        for ch, held in self.channels():
+            after |= new_sets.get(ch, held)
+        for ch, syms in new_sets.items():
+            after |= syms
+        plan = self.plan
+        if len(after) > plan.max_products_per_connection:
+            raise RequestError(505, f"Single WS subscribe exceeds the limit {plan.max_products_per_connection}")
+        others = self.account.products_total(excluding=self.conn_id)
+        if plan.max_products and others + len(after) > plan.max_products:
+            raise RequestError(516, f"Subscribe products exceed the limit of the key：{plan.max_products}")
+        if plan.max_depth_products and DEPTH in new_sets and len(new_sets[DEPTH]) > plan.max_depth_products:
+            raise RequestError(504, f"Depth subscribe exceeds the limit {plan.max_depth_products}")
+        if plan.max_kline_subscriptions:
+            pairs = sum(len(new_sets.get(ch, held)) for ch, held in self.channels() if ch[0] == "kline")
+            pairs += sum(len(s) for ch, s in new_sets.items() if ch[0] == "kline" and ch[1] not in self.klines)
+            if pairs > plan.max_kline_subscriptions:
+                raise RequestError(503, f"Kline subscribe exceeds the limit {plan.max_kline_subscriptions}")
+
+        out: list[Action] = []
+        for ch, syms in new_sets.items():
+            held = self._held(ch)
+            added = frozenset(s for s in syms - held if self._streams(s))
+            removed = frozenset(s for s in held - syms if self._streams(s))
+            held.clear()
+            held.update(syms)
+            if removed:
+                out.append(Unsubscribe(ch, removed))
+            if added:
+                out.append(Subscribe(ch, added))
+        self._prune()
+        self.account.products[self.conn_id] = len(after)
+        out.append(Send({"code": code + 1, "trace": trace, "msg": "ok"}))
+        return out
+
+    def _unsubscribe(self, drop: dict[Channel, set[str]], code: int, trace: str) -> list[Action]:
+        out: list[Action] = []
+        for ch, syms in drop.items():
+            held = self._held(ch)
+            gone = held & syms
+            held -= gone
+            streamed = frozenset(s for s in gone if self._streams(s))
+            if streamed:
+                out.append(Unsubscribe(ch, streamed))
+        self._prune()
+        self.account.products[self.conn_id] = len(self.products())
+        if code in self.config.ack_unsubscribe:
+            out.append(Send({"code": UNSUB_ACK, "trace": trace, "msg": "ok"}))
+        return out
+
+    def _prune(self) -> None:
+        for ty in [ty for ty, s in self.klines.items() if not s]:
+            del self.klines[ty]
+
+    # -- output helpers --------------------------------------------------------------------------------
+
+    def _error(self, code: int, msg: str, trace: str = "") -> Send:
+        self.errors_sent[code] = self.errors_sent.get(code, 0) + 1
+        return Send(error_frame(code, msg, trace))
+
+    def _fail(self, code: int, msg: str, trace: str) -> list[Action]:
+        """An error that ends the connection: the frame, then a close."""
+        self.closed = True
+        return [self._error(code, msg, trace), Close(self.config.error_close_code, msg[:120])]
+
+
+def _request_error(err: schemas.ContractError) -> RequestError:
+    v = err.violations[0]
+    if v.rule == "unknown-code":
+        return RequestError(506, "Param error：The code is out of range")
+    if v.rule == "required":
+        member = v.path.rsplit(".", 1)[-1].split("[", 1)[0] or "code"
+        return RequestError(507, f"Param lost：{member}")
+    return RequestError(506, f"Param error：{v.path} {v.message}"[:300])
