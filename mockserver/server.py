@@ -1,0 +1,440 @@
+"""The asyncio shell: websockets I/O, the market pump, fan-out, timers. Protocol logic lives in session.py."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import itertools
+import logging
+import random
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import orjson
+from websockets.asyncio.server import Server, ServerConnection, broadcast, serve
+from websockets.datastructures import Headers
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
+
+import schemas
+
+from . import rest
+from .catalogue import Catalogue
+from .clock import Clock
+from .config import ServerConfig, mask_key
+from .hub import Hub
+from .limits import QuotaBook
+from .market import Market
+from .metrics import Metrics
+from .session import Close, Send, Session, Subscribe, Unsubscribe, error_frame
+
+log = logging.getLogger("infoway.mock")
+
+BUSINESSES = ("common", "stock", "crypto", "japan", "india")
+PUSH_TRADE, PUSH_DEPTH, PUSH_KLINE, LEGACY_TRADE = 10002, 10005, 10008, 10000
+
+
+@dataclass
+class ConnInfo:
+    conn_id: int
+    key: str
+    business: str
+    peer: str
+    slot_held: bool = False
+
+
+class InfowayConnection(ServerConnection):
+    """A ServerConnection that returns its quota slot however it ends, even mid-handshake."""
+
+    infoway: ConnInfo | None = None
+    on_lost: Any = None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        if self.on_lost is not None:
+            on_lost, self.on_lost = self.on_lost, None
+            on_lost(self)
+
+
+class ContractViolation(AssertionError):
+    """The server tried to send a frame that breaks the contract: a server bug (strict mode)."""
+
+
+class MockServer:
+    """An in-process mock Infoway exchange. `async with MockServer(cfg) as srv:` then connect to srv.url()."""
+
+    def __init__(self, config: ServerConfig | None = None, *, clock: Clock | None = None) -> None:
+        self.config = config or ServerConfig()
+        self.clock = clock or Clock(self.config.speed, self.config.start_ms)
+        self.catalogue = Catalogue.default()
+        self.market = Market(
+            self.config.seed, self.catalogue, start_ms=self.clock.start_ms, trade_rate=self.config.trade_rate
+        )
+        self.metrics = Metrics()
+        self.quotas = QuotaBook()
+        self.hub: Hub[InfowayConnection] = Hub()
+        self.sessions: dict[int, tuple[Session, InfowayConnection]] = {}
+        self.contract_violations: list[str] = []
+        self._ids = itertools.count(1)
+        self._rng = random.Random(self.config.seed)
+        self._server: Server | None = None
+        self._pump_task: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._timers: dict[int, asyncio.TimerHandle] = {}
+        self._refuse_status: tuple[int, float] | None = None  # (HTTP status, until monotonic)
+        self.port: int = self.config.port
+        self._register_gauges()
+
+    # -- lifecycle -------------------------------------------------------------------------------------
+
+    async def __aenter__(self) -> MockServer:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    async def start(self) -> None:
+        await self._listen()
+        if self._pump_task is None:
+            self._pump_task = asyncio.create_task(self._pump(), name="infoway-pump")
+
+    async def _listen(self) -> None:
+        cfg = self.config
+        self._server = await serve(
+            self._handle,
+            cfg.host,
+            self.port,
+            process_request=self._process_request,
+            create_connection=InfowayConnection,
+            max_size=cfg.max_frame_size,
+            ping_interval=None,  # idleness is the protocol's heartbeat timeout, not WebSocket pings
+            compression=None,
+            write_limit=cfg.max_send_buffer,
+            server_header="infoway-mock",
+        )
+        sock = next(iter(self._server.sockets))
+        self.port = sock.getsockname()[1]
+
+    async def stop(self) -> None:
+        if self._pump_task is not None:
+            self._pump_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._pump_task
+            self._pump_task = None
+        await self._close_listener(code=1001, reason="server shutting down")
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def _close_listener(self, code: int | None, reason: str = "") -> None:
+        if self._server is None:
+            return
+        server, self._server = self._server, None
+        server.close(close_connections=False)
+        await self.drop_all(code=code, reason=reason)
+        await server.wait_closed()
+
+    async def restart(self, down_for: float = 1.0) -> None:
+        """Drop every connection abruptly, keep the port closed for `down_for` s, come back, same market."""
+        await self._close_listener(code=None)
+        await asyncio.sleep(down_for)
+        await self._listen()
+
+    async def drop_all(self, code: int | None = None, reason: str = "") -> None:
+        """Close every connection: with a close frame of `code`, or abruptly (TCP reset) if code is None."""
+        conns = [conn for _, conn in self.sessions.values()]
+        for conn in conns:
+            self.drop(conn, code, reason)
+        await asyncio.gather(*(c.wait_closed() for c in conns), return_exceptions=True)
+
+    def drop(self, conn: InfowayConnection, code: int | None = None, reason: str = "") -> None:
+        if code is None:
+            if conn.transport is not None:
+                conn.transport.abort()
+        else:
+            self._spawn(conn.close(code, reason))
+
+    @property
+    def url(self) -> Any:
+        return self.ws_url
+
+    def ws_url(self, business: str = "crypto", key: str | None = "demo") -> str:
+        q = f"?business={business}" + (f"&apikey={key}" if key is not None else "")
+        return f"ws://{self.config.host}:{self.port}/ws{q}"
+
+    @property
+    def http_url(self) -> str:
+        return f"http://{self.config.host}:{self.port}"
+
+    def connection_ids(self) -> list[int]:
+        return sorted(self.sessions)
+
+    def counters(self) -> dict[str, int]:
+        """The server's own bookkeeping; every value returns to 0 when no client is connected."""
+        return {
+            "sessions": len(self.sessions),
+            "subscriptions": self.hub.subscriptions(),
+            "quota_connections": self.quotas.total_connections(),
+            "quota_products": self.quotas.total_products(),
+            "timers": len(self._timers),
+            "tasks": len(self._tasks),
+        }
+
+    # -- handshake and REST ----------------------------------------------------------------------------
+
+    def _process_request(self, conn: InfowayConnection, request: Request) -> Response | None:
+        url = urlsplit(request.path)
+        path = url.path
+        query = {k: v[-1] for k, v in parse_qs(url.query).items()}
+        if path in ("/healthz", "/metrics") or path.startswith("/control"):
+            return self._service_endpoint(conn, request, path)
+        if path != "/ws":
+            if rest.is_rest_path(path):
+                return self._rest(request, path, query)
+            return self._refuse(conn, 404, "Not Found\n")
+        if self._refuse_status is not None:
+            status, until = self._refuse_status
+            if self.clock.monotonic() < until:
+                return self._refuse(conn, status, f"{status} refused by fault injection\n")
+            self._refuse_status = None
+        key = self._authenticate(query.get("apikey") or query.get("apiKey") or request.headers.get("apiKey"))
+        if key is None:
+            resp = self._refuse(conn, 401, "Unauthorized: missing or invalid API key\n")
+            resp.headers["WWW-Authenticate"] = 'apikey realm="key"'
+            return resp
+        business = query.get("business", "")
+        plan = self.config.plan_for(key)
+        held = business in BUSINESSES and key not in self.config.banned_keys
+        if held and not self.quotas.try_connect(key, plan.max_connections):
+            return self._refuse(conn, 427, f"Too many WebSocket connections: the plan allows {plan.max_connections}\n")
+        info = ConnInfo(next(self._ids), key, business, _peer(conn), slot_held=held)
+        conn.infoway = info
+        if held:
+            conn.on_lost = self._release_slot
+        return None
+
+    def _authenticate(self, presented: str | None) -> str | None:
+        if not presented:
+            return None
+        found = None
+        # Compare against every key in constant time so timing reveals neither the key nor its position.
+        for key in self.config.keys:
+            if hmac.compare_digest(key.encode(), presented.encode()):
+                found = key
+        return found
+
+    def _refuse(self, conn: ServerConnection, status: int, text: str) -> Response:
+        self.metrics.handshakes_refused[status] += 1
+        return conn.respond(status, text)
+
+    def _release_slot(self, conn: InfowayConnection) -> None:
+        info = conn.infoway
+        if info is not None and info.slot_held:
+            info.slot_held = False
+            self.quotas.disconnect(info.key, info.conn_id)
+
+    def _rest(self, request: Request, path: str, query: dict[str, str]) -> Response:
+        status, body = rest.handle(self, path, query, request.headers)
+        self.metrics.rest_requests[status] += 1
+        headers = Headers([("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+        return Response(status, rest.REASONS.get(status, "OK"), headers, body)
+
+    def _service_endpoint(self, conn: ServerConnection, request: Request, path: str) -> Response:
+        if path == "/healthz":
+            body = orjson.dumps({"status": "ok", "connections": len(self.sessions)})
+            return Response(200, "OK", Headers([("Content-Type", "application/json")]), body)
+        if path == "/metrics":
+            text = self.metrics.render().encode()
+            return Response(200, "OK", Headers([("Content-Type", "text/plain; version=0.0.4")]), text)
+        return self._refuse(conn, 404, "Not Found\n")
+
+    # -- connections -----------------------------------------------------------------------------------
+
+    async def _handle(self, conn: InfowayConnection) -> None:
+        info = conn.infoway
+        assert info is not None
+        cfg = self.config
+        if info.business not in BUSINESSES:
+            self._send(conn, error_frame(514, f"WebSocket URL wrong：unknown business {info.business!r}"))
+            await conn.close(cfg.error_close_code, "WebSocket URL wrong")
+            return
+        if info.key in cfg.banned_keys:
+            self._send(conn, error_frame(511, "API key is blacklisted"))
+            await conn.close(cfg.error_close_code, "API key is blacklisted")
+            return
+        now = self.clock.monotonic()
+        session = Session(
+            info.conn_id,
+            info.key,
+            info.business,
+            cfg.plan_for(info.key),
+            cfg,
+            self.quotas.account(info.key),
+            now,
+            streams=self._streams_for(info.business),
+            trace_factory=self._trace_id,
+        )
+        self.sessions[info.conn_id] = (session, conn)
+        self.metrics.connections_total += 1
+        log.info("conn %d open key=%s business=%s peer=%s", info.conn_id, mask_key(info.key), info.business, info.peer)
+        reason = "closed"
+        try:
+            self._apply(session, conn, session.open())
+            self._arm_timer(session, conn)
+            async for message in conn:
+                self.metrics.frames_received += 1
+                self._apply(session, conn, session.receive(message, self.clock.monotonic()))
+        except ConnectionClosed as e:
+            reason = f"dropped ({e.rcvd.code if e.rcvd else 'no close frame'})"
+        finally:
+            self._forget(session, conn)
+            code = conn.close_code
+            log.info(
+                "conn %d %s code=%s after %.1fs (%d frames in)",
+                info.conn_id,
+                reason,
+                code,
+                self.clock.monotonic() - session.opened_at,
+                session.frames_received,
+            )
+
+    def _forget(self, session: Session, conn: InfowayConnection) -> None:
+        timer = self._timers.pop(session.conn_id, None)
+        if timer is not None:
+            timer.cancel()
+        for channel, symbols in session.channels():
+            self.hub.remove(channel, symbols, conn)
+        session.release()
+        self.sessions.pop(session.conn_id, None)
+
+    def _arm_timer(self, session: Session, conn: InfowayConnection) -> None:
+        loop = asyncio.get_running_loop()
+        delay = max(0.0, session.deadline() - self.clock.monotonic())
+        self._timers[session.conn_id] = loop.call_later(delay, self._on_deadline, session, conn)
+
+    def _on_deadline(self, session: Session, conn: InfowayConnection) -> None:
+        self._timers.pop(session.conn_id, None)
+        if session.conn_id not in self.sessions:
+            return
+        actions = session.tick(self.clock.monotonic())
+        if actions:
+            self._apply(session, conn, actions)
+        else:
+            # A heartbeat moved the deadline: re-arm rather than resetting a timer on every heartbeat.
+            self._arm_timer(session, conn)
+
+    def _apply(self, session: Session, conn: InfowayConnection, actions: Iterable[Any]) -> None:
+        for action in actions:
+            if isinstance(action, Send):
+                self._send(conn, action.frame)
+            elif isinstance(action, Subscribe):
+                self.hub.add(action.channel, action.symbols, conn)
+            elif isinstance(action, Unsubscribe):
+                self.hub.remove(action.channel, action.symbols, conn)
+            elif isinstance(action, Close):
+                self._spawn(conn.close(action.code, action.reason))
+
+    def _send(self, conn: InfowayConnection, frame: dict[str, Any] | str) -> None:
+        if isinstance(frame, str):
+            broadcast([conn], frame)
+            return
+        self._check(frame)
+        code = frame.get("code", 0)
+        self.metrics.frames_sent[code] += 1
+        if "traceId" in frame:
+            self.metrics.errors_sent[code] += 1
+        broadcast([conn], orjson.dumps(frame), text=True)
+
+    def _check(self, frame: dict[str, Any]) -> None:
+        if not self.config.strict:
+            return
+        try:
+            schemas.validate_server_frame(frame, fast=True)
+        except schemas.ContractError as e:
+            # A frame the contract rejects is a bug in this server: record it, shout, and let tests fail.
+            self.metrics.contract_violations += 1
+            report = f"server frame breaks the contract: {e} frame={frame!r}"
+            self.contract_violations.append(report)
+            log.error(report)
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _streams_for(self, business: str) -> Any:
+        symbols = {i.symbol for i in self.catalogue.for_business(business)}
+        return symbols.__contains__
+
+    def _trace_id(self) -> str:
+        # Server-originated errors (513) still carry a trace id; seeded so runs are reproducible.
+        return str(uuid.UUID(int=self._rng.getrandbits(128), version=4))
+
+    # -- market pump -----------------------------------------------------------------------------------
+
+    async def _pump(self) -> None:
+        cfg = self.config
+        clock = self.clock
+        next_depth = next_kline = clock.monotonic()
+        while True:
+            now = clock.monotonic()
+            market_now = clock.market_ms(now)
+            self._drop_slow_consumers()
+            trades = self.market.advance(market_now)
+            hub_trades = self.hub.trades
+            for trade in trades:
+                subs = hub_trades.get(trade.s)
+                if subs:
+                    if cfg.legacy_trade_push:
+                        d = trade.to_push()
+                        self._push(subs, LEGACY_TRADE, {k: d[k] for k in ("s", "p", "v", "t")})
+                    else:
+                        self._push(subs, PUSH_TRADE, trade.to_push())
+            if now >= next_depth:
+                next_depth = max(next_depth + cfg.depth_interval, now)
+                for symbol, subs in list(self.hub.depth.items()):
+                    self._push(subs, PUSH_DEPTH, self.market.depth(symbol, market_now))
+            if now >= next_kline:
+                next_kline = max(next_kline + cfg.kline_interval, now)
+                for (symbol, ty), subs in list(self.hub.klines.items()):
+                    self._push(subs, PUSH_KLINE, self.market.kline(symbol, ty, market_now))
+            await asyncio.sleep(cfg.pump_interval)
+
+    def _push(self, subs: set[InfowayConnection], code: int, data: dict[str, Any]) -> None:
+        frame: dict[str, Any] = {"code": code, "data": data}
+        if self.config.send_timestamp:
+            frame["st"] = self.clock.wall_ms()
+        self._check(frame)
+        self.metrics.frames_sent[code] += len(subs)
+        broadcast(subs, orjson.dumps(frame), text=True)
+
+    def _drop_slow_consumers(self) -> None:
+        bound = self.config.max_send_buffer
+        for _, conn in list(self.sessions.values()):
+            transport = conn.transport
+            if transport is not None and transport.get_write_buffer_size() > bound:
+                info = conn.infoway
+                log.warning("conn %s dropped: send buffer over %d bytes", info.conn_id if info else "?", bound)
+                self.metrics.slow_consumers_dropped += 1
+                transport.abort()
+
+    def _register_gauges(self) -> None:
+        g = self.metrics.gauge
+        g("connections", "Open WebSocket connections.", lambda: len(self.sessions))
+        g("subscriptions", "(channel, symbol, connection) subscriptions.", self.hub.subscriptions)
+        g("quota_connections", "Connection slots held across keys.", self.quotas.total_connections)
+        g("quota_products", "Products held against key budgets.", self.quotas.total_products)
+
+
+def _peer(conn: ServerConnection) -> str:
+    try:
+        host, port = conn.remote_address[:2]
+        return f"{host}:{port}"
+    except Exception:
+        return "?"
