@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import hmac
 import itertools
 import logging
 import random
+import secrets
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -26,10 +28,13 @@ from . import rest
 from .catalogue import Catalogue
 from .clock import Clock
 from .config import ServerConfig, mask_key
+from .control import ControlChannel, is_loopback
+from .faults import FaultEngine
 from .hub import Hub
 from .limits import QuotaBook
 from .market import Market
 from .metrics import Metrics
+from .report import ConnectionRecord, Rules, build_report
 from .session import Close, Send, Session, Subscribe, Unsubscribe, error_frame
 
 log = logging.getLogger("infoway.mock")
@@ -52,6 +57,7 @@ class InfowayConnection(ServerConnection):
 
     infoway: ConnInfo | None = None
     on_lost: Any = None
+    control: bool = False
 
     def connection_lost(self, exc: Exception | None) -> None:
         super().connection_lost(exc)
@@ -85,7 +91,10 @@ class MockServer:
         self._pump_task: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._timers: dict[int, asyncio.TimerHandle] = {}
-        self._refuse_status: tuple[int, float] | None = None  # (HTTP status, until monotonic)
+        self.faults = FaultEngine(self, seed=self.config.seed)
+        self.records: collections.deque[ConnectionRecord] = collections.deque(maxlen=self.config.max_report_records)
+        self.started = self.clock.monotonic()
+        self.control_token = self.config.control_token or secrets.token_urlsafe(16)
         self.port: int = self.config.port
         self._register_gauges()
 
@@ -192,18 +201,19 @@ class MockServer:
         url = urlsplit(request.path)
         path = url.path
         query = {k: v[-1] for k, v in parse_qs(url.query).items()}
-        if path in ("/healthz", "/metrics") or path.startswith("/control"):
+        if path in ("/healthz", "/metrics"):
             return self._service_endpoint(conn, request, path)
+        if path == "/control":
+            return self._control_handshake(conn, request, query)
         if path != "/ws":
             if rest.is_rest_path(path):
                 return self._rest(request, path, query)
             return self._refuse(conn, 404, "Not Found\n")
-        if self._refuse_status is not None:
-            status, until = self._refuse_status
-            if self.clock.monotonic() < until:
-                return self._refuse(conn, status, f"{status} refused by fault injection\n")
-            self._refuse_status = None
-        key = self._authenticate(query.get("apikey") or query.get("apiKey") or request.headers.get("apiKey"))
+        presented = query.get("apikey") or query.get("apiKey") or request.headers.get("apiKey")
+        refused = self.faults.refusal(presented)
+        if refused is not None:
+            return self._refuse(conn, refused, f"{refused} refused by fault injection\n")
+        key = self._authenticate(presented)
         if key is None:
             resp = self._refuse(conn, 401, "Unauthorized: missing or invalid API key\n")
             resp.headers["WWW-Authenticate"] = 'apikey realm="key"'
@@ -245,6 +255,17 @@ class MockServer:
         headers = Headers([("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
         return Response(status, rest.REASONS.get(status, "OK"), headers, body)
 
+    def _control_handshake(self, conn: InfowayConnection, request: Request, query: dict[str, str]) -> Response | None:
+        # The control channel can break every client: loopback peers only, and only with the token.
+        if not is_loopback(conn):
+            return self._refuse(conn, 403, "Forbidden: the control endpoint is for loopback clients only\n")
+        auth = request.headers.get("Authorization", "")
+        presented = auth.removeprefix("Bearer ").strip() or query.get("token", "")
+        if not hmac.compare_digest(presented.encode(), self.control_token.encode()):
+            return self._refuse(conn, 401, "Unauthorized: control token required\n")
+        conn.control = True
+        return None
+
     def _service_endpoint(self, conn: ServerConnection, request: Request, path: str) -> Response:
         if path == "/healthz":
             body = orjson.dumps({"status": "ok", "connections": len(self.sessions)})
@@ -257,6 +278,9 @@ class MockServer:
     # -- connections -----------------------------------------------------------------------------------
 
     async def _handle(self, conn: InfowayConnection) -> None:
+        if conn.control:
+            await ControlChannel(self).serve(conn)
+            return
         info = conn.infoway
         assert info is not None
         cfg = self.config
@@ -281,6 +305,7 @@ class MockServer:
             trace_factory=self._trace_id,
         )
         self.sessions[info.conn_id] = (session, conn)
+        self.faults.on_open(conn)
         self.metrics.connections_total += 1
         log.info("conn %d open key=%s business=%s peer=%s", info.conn_id, mask_key(info.key), info.business, info.peer)
         reason = "closed"
@@ -305,6 +330,7 @@ class MockServer:
             )
 
     def _forget(self, session: Session, conn: InfowayConnection) -> None:
+        self.faults.on_close(conn)
         timer = self._timers.pop(session.conn_id, None)
         if timer is not None:
             timer.cancel()
@@ -312,6 +338,40 @@ class MockServer:
             self.hub.remove(channel, symbols, conn)
         session.release()
         self.sessions.pop(session.conn_id, None)
+        self.records.append(self._record(session, conn.close_code))
+
+    def _record(self, session: Session, close_code: int | None, closed: bool = True) -> ConnectionRecord:
+        return ConnectionRecord(
+            conn_id=session.conn_id,
+            key=session.key,
+            business=session.business,
+            opened=session.opened_at - self.started,
+            closed=self.clock.monotonic() - self.started if closed else None,
+            close_code=close_code,
+            frames=session.frames_received,
+            requests_by_code=dict(session.requests_by_code),
+            errors_by_code=dict(session.errors_sent),
+            heartbeats=session.heartbeats,
+            max_heartbeat_gap=session.max_heartbeat_gap,
+            peak_window_frames=session.peak_window_frames,
+            final=session.subscription_pairs(),
+            ever=set(session.subscribed_ever),
+        )
+
+    def report(self) -> dict[str, Any]:
+        """The contract report so far: closed connections plus the ones still open."""
+        live = [self._record(s, None, closed=False) for s, _ in self.sessions.values()]
+        cfg = self.config
+
+        def rules_for(key: str) -> Rules:
+            plan = cfg.plan_for(key) if key in cfg.keys else None
+            return Rules(
+                heartbeat_interval=cfg.report_heartbeat_interval,
+                rate_limit=plan.rate_limit if plan else 60,
+                rate_window=cfg.rate_window,
+            )
+
+        return build_report([*self.records, *live], rules_for, self.clock.monotonic() - self.started)
 
     def _arm_timer(self, session: Session, conn: InfowayConnection) -> None:
         loop = asyncio.get_running_loop()
@@ -322,7 +382,8 @@ class MockServer:
         self._timers.pop(session.conn_id, None)
         if session.conn_id not in self.sessions:
             return
-        actions = session.tick(self.clock.monotonic())
+        # While a fault keeps us from reading, the client's heartbeats can't arrive: don't time it out.
+        actions = [] if self.faults.deaf(conn) else session.tick(self.clock.monotonic())
         if actions:
             self._apply(session, conn, actions)
         else:
@@ -342,14 +403,18 @@ class MockServer:
 
     def _send(self, conn: InfowayConnection, frame: dict[str, Any] | str) -> None:
         if isinstance(frame, str):
-            broadcast([conn], frame)
-            return
-        self._check(frame)
-        code = frame.get("code", 0)
-        self.metrics.frames_sent[code] += 1
-        if "traceId" in frame:
-            self.metrics.errors_sent[code] += 1
-        broadcast([conn], orjson.dumps(frame), text=True)
+            data = frame.encode()
+        else:
+            self._check(frame)
+            code = frame.get("code", 0)
+            self.metrics.frames_sent[code] += 1
+            if "traceId" in frame:
+                self.metrics.errors_sent[code] += 1
+            data = orjson.dumps(frame)
+        if self.faults.shaped:
+            self.faults.push(conn, data)
+        else:
+            broadcast([conn], data, text=True)
 
     def _check(self, frame: dict[str, Any]) -> None:
         if not self.config.strict:
@@ -412,7 +477,15 @@ class MockServer:
             frame["st"] = self.clock.wall_ms()
         self._check(frame)
         self.metrics.frames_sent[code] += len(subs)
-        broadcast(subs, orjson.dumps(frame), text=True)
+        data = orjson.dumps(frame)
+        shaped = self.faults.shaped
+        if shaped and not shaped.keys().isdisjoint(subs):
+            # Only connections under an ongoing fault take the slow path; the rest share one broadcast.
+            broadcast([c for c in subs if c not in shaped], data, text=True)
+            for conn in subs & shaped.keys():
+                self.faults.push(conn, data)
+        else:
+            broadcast(subs, data, text=True)
 
     def _drop_slow_consumers(self) -> None:
         bound = self.config.max_send_buffer
