@@ -72,8 +72,16 @@ class ServerConfig:
     error_close_code: int = 1008  # WebSocket close code after 501 / 513 (OPEN on the live service)
     send_timestamp: bool = False  # add "st" (server send time, epoch ms) to pushes, for latency measurement
 
-    # Control endpoint (fault injection); bound to the same loopback listener.
+    # Control endpoint (fault injection) on the same listener, loopback peers only; None = a random token.
     control_token: str | None = None
+
+    # Contract report.
+    report_heartbeat_interval: float = 30.0  # a client that goes longer without 10010 fails the rule
+    max_report_records: int = 10_000  # closed connections remembered for the report
+
+    # Catalogue: restrict the market to these symbols (None = the whole default catalogue).
+    symbols: list[str] | None = None
+    max_trades_per_advance: int = 10_000  # per symbol, so a long pause can't make one pump step explode
 
     def plan_for(self, key: str) -> Plan:
         return self.plans[self.keys[key]]

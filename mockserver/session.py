@@ -6,6 +6,7 @@ out. No sockets, no clocks, no asyncio: the server shell does the I/O, so this i
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -115,6 +116,12 @@ class Session:
         self.frames_received = 0
         self.requests_by_code: dict[int, int] = {}
         self.errors_sent: dict[int, int] = {}
+        # Behaviour the contract report judges: heartbeat gaps, peak request rate, what was subscribed.
+        self.heartbeats = 0
+        self.max_heartbeat_gap = 0.0
+        self.peak_window_frames = 0
+        self._recent: deque[float] = deque(maxlen=10_000)  # bounded even when the rate limit is off
+        self.subscribed_ever: set[tuple[Channel, str]] = set()
 
     # -- lifecycle -------------------------------------------------------------------------------------
 
@@ -140,6 +147,9 @@ class Session:
             out |= symbols
         return out
 
+    def subscription_pairs(self) -> set[tuple[Channel, str]]:
+        return {(ch, sym) for ch, syms in self.channels() for sym in syms}
+
     def channels(self) -> Iterator[tuple[Channel, set[str]]]:
         yield TRADE, self.trades
         yield DEPTH, self.depth
@@ -157,6 +167,13 @@ class Session:
             return []
         self.frames_received += 1
         self.last_frame = now
+        recent = self._recent
+        recent.append(now)
+        cutoff = now - self.config.rate_window
+        while recent[0] <= cutoff:
+            recent.popleft()
+        if len(recent) > self.peak_window_frames:
+            self.peak_window_frames = len(recent)
         if self.config.idle_reset_on_any_frame:
             self.last_heartbeat = now
         # Every frame counts against the per-minute budget, valid or not, as on the live service.
@@ -192,6 +209,8 @@ class Session:
             if self.account.requests_today > self.plan.daily_request_limit:
                 raise RequestError(502, f"Daily request limit reached：{self.plan.daily_request_limit}")
         if code == HEARTBEAT:
+            self.heartbeats += 1
+            self.max_heartbeat_gap = max(self.max_heartbeat_gap, now - self.last_heartbeat)
             self.last_heartbeat = now
             if obj.get("ack") == 1:
                 return [Send({"code": HEARTBEAT_ACK, "trace": trace, "msg": "ok"})]
@@ -266,6 +285,7 @@ class Session:
             removed = frozenset(s for s in held - syms if self._streams(s))
             held.clear()
             held.update(syms)
+            self.subscribed_ever.update((ch, sym) for sym in syms)
             if removed:
                 out.append(Unsubscribe(ch, removed))
             if added:
