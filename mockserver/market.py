@@ -1,0 +1,316 @@
+"""The simulated market: deterministic for a seed, driven by explicit market time (epoch ms).
+
+Each symbol has its own random stream seeded from (seed, symbol), so its trades are a pure function of
+(seed, symbol, start_ms, trade_rate): they do not depend on which other symbols exist, on how often
+`advance` is called, or on who is subscribed. No wall clock and no I/O in here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import random
+from typing import Any
+
+from .catalogue import Catalogue, Instrument
+from .klines import KLINE_TYPES, Candle, KlineBook, period_end, period_start, previous_start
+
+_YEAR_S = 365.0 * 86400.0
+
+
+def stable_seed(*parts: object) -> int:
+    """A seed that is the same in every process (Python's hash() of str is salted per process)."""
+    return int.from_bytes(hashlib.blake2b(repr(parts).encode(), digest_size=8).digest(), "big")
+
+
+def fmt(n: int, decimals: int) -> str:
+    """An integer count of 10**-decimals units as a decimal string."""
+    if decimals == 0:
+        return str(n)
+    sign = "-" if n < 0 else ""
+    q, r = divmod(abs(n), 10**decimals)
+    return f"{sign}{q}.{r:0{decimals}d}"
+
+
+class Trade:
+    __slots__ = ("p", "p_i", "s", "t", "td", "v", "v_i", "vw")
+
+    def __init__(self, s: str, p: str, v: str, vw: str, t: int, td: int, p_i: int, v_i: int) -> None:
+        self.s, self.p, self.v, self.vw, self.t, self.td = s, p, v, vw, t, td
+        self.p_i, self.v_i = p_i, v_i
+
+    def to_push(self) -> dict[str, Any]:
+        """The `data` of a 10002 push (and a batch_trade row)."""
+        return {"s": self.s, "p": self.p, "v": self.v, "vw": self.vw, "t": self.t, "td": self.td}
+
+    def __repr__(self) -> str:
+        return f"Trade({self.s} p={self.p} v={self.v} t={self.t} td={self.td})"
+
+
+class _Symbol:
+    __slots__ = ("book", "inst", "last", "log_price", "mean_gap_ms", "next_t", "p_i", "rng", "sigma_ms", "vd")
+
+    def __init__(self, inst: Instrument, seed: int, start_ms: int, rate: float, max_closed: int) -> None:
+        self.inst = inst
+        self.rng = random.Random(stable_seed(seed, inst.symbol))
+        self.mean_gap_ms = 1000.0 / (rate * inst.weight) if rate > 0 else math.inf
+        # Log-price volatility per sqrt(ms) of market time.
+        self.sigma_ms = inst.volatility / math.sqrt(_YEAR_S * 1000.0)
+        self.log_price = math.log(inst.price)
+        self.p_i = _on_grid(inst.price, inst)
+        self.next_t = start_ms + self.rng.expovariate(1.0) * self.mean_gap_ms
+        self.last: Trade | None = None
+        self.book = KlineBook(max_closed)
+        self.vd = 10**inst.volume_decimals
+
+
+def _on_grid(price: float, inst: Instrument) -> int:
+    units = price * 10**inst.price_decimals
+    return max(inst.tick, round(units / inst.tick) * inst.tick)
+
+
+class Market:
+    def __init__(
+        self,
+        seed: int,
+        catalogue: Catalogue,
+        *,
+        start_ms: int,
+        trade_rate: float = 2.0,
+        depth_levels: int = 5,
+        max_trades_per_advance: int = 10_000,
+        max_closed_candles: int = 1000,
+        history_bars: int = 500,
+    ) -> None:
+        self.seed = seed
+        self.catalogue = catalogue
+        self.start_ms = start_ms
+        self.trade_rate = trade_rate
+        self.depth_levels = depth_levels
+        self.max_trades_per_advance = max_trades_per_advance
+        self.history_bars = history_bars
+        self.now_ms = start_ms
+        self._symbols = {
+            i.symbol: _Symbol(i, seed, start_ms, trade_rate, max_closed_candles) for i in catalogue.all()
+        }
+        self._history: dict[tuple[str, int], list[Candle]] = {}
+
+    # -- trades ----------------------------------------------------------------------------------------
+
+    def advance(self, now_ms: int) -> list[Trade]:
+        """Every trade with t <= now_ms not yet generated, across all symbols, in time order.
+
+        A symbol that falls more than max_trades_per_advance behind (a paused process, a huge speed-up)
+        skips the rest of the gap rather than generating an unbounded burst.
+        """
+        if now_ms < self.now_ms:
+            return []
+        self.now_ms = now_ms
+        out: list[Trade] = []
+        for st in self._symbols.values():
+            if st.next_t <= now_ms:
+                self._generate(st, now_ms, out)
+        if len(self._symbols) > 1:
+            out.sort(key=_trade_time)
+        return out
+
+    def _generate(self, st: _Symbol, now_ms: int, out: list[Trade]) -> None:
+        inst = st.inst
+        rng = st.rng
+        gauss, expo, lognorm = rng.gauss, rng.expovariate, rng.lognormvariate
+        tick, pd, vd = inst.tick, inst.price_decimals, inst.volume_decimals
+        pscale = 10**pd
+        symbol = inst.symbol
+        gap = st.mean_gap_ms
+        sigma = st.sigma_ms * math.sqrt(gap)
+        mu_v = math.log(inst.typical_volume * st.vd)
+        book = st.book
+        log_price, p_i, t = st.log_price, st.p_i, st.next_t
+        n = 0
+        limit = self.max_trades_per_advance
+        while t <= now_ms:
+            if n >= limit:
+                t = now_ms + expo(1.0) * gap
+                break
+            log_price += sigma * gauss(0.0, 1.0)
+            new_p = max(tick, round(math.exp(log_price) * pscale / tick) * tick)
+            td = 1 if new_p > p_i else 2 if new_p < p_i else (1 if rng.random() < 0.5 else 2)
+            p_i = new_p
+            v_i = max(1, int(lognorm(mu_v, 0.9)))
+            ti = int(t)
+            trade = Trade(symbol, fmt(p_i, pd), fmt(v_i, vd), fmt(p_i * v_i, pd + vd), ti, td, p_i, v_i)
+            book.add_trade(ti, p_i, v_i)
+            out.append(trade)
+            n += 1
+            t += expo(1.0) * gap
+        st.log_price, st.p_i, st.next_t = log_price, p_i, t
+        if n:
+            st.last = out[-1]
+
+    def last_trade(self, symbol: str) -> Trade | None:
+        st = self._symbols.get(symbol)
+        return st.last if st else None
+
+    def last_price(self, symbol: str) -> str | None:
+        st = self._symbols.get(symbol)
+        return None if st is None else fmt(st.p_i, st.inst.price_decimals)
+
+    # -- depth -----------------------------------------------------------------------------------------
+
+    def depth(self, symbol: str, now_ms: int) -> dict[str, Any]:
+        """A 5-level book around the last trade; reproducible for (seed, symbol, now_ms // 100)."""
+        st = self._symbols[symbol]
+        inst = st.inst
+        rng = random.Random(stable_seed(self.seed, symbol, now_ms // 100))
+        tick, pd = inst.tick, inst.price_decimals
+        vd = inst.volume_decimals
+        mu_v = math.log(inst.typical_volume * st.vd * 3)
+        # The last trade sits on one side of the touch; the spread is 1-3 ticks and never zero.
+        best_bid = max(tick, st.p_i - tick * rng.randint(0, 1))
+        best_ask = best_bid + tick * rng.randint(1, 3)
+        asks_p, bids_p = [best_ask], [best_bid]
+        for _ in range(self.depth_levels - 1):
+            asks_p.append(asks_p[-1] + tick * rng.randint(1, 3))
+            nxt = bids_p[-1] - tick * rng.randint(1, 3)
+            bids_p.append(max(nxt, tick) if nxt > 0 else tick)
+        bids_p = _strictly_descending(bids_p, tick)
+        levels = len(bids_p)
+        return {
+            "s": symbol,
+            "t": now_ms,
+            "a": [
+                [fmt(p, pd) for p in asks_p[:levels]],
+                [fmt(max(1, int(rng.lognormvariate(mu_v, 1.0))), vd) for _ in range(levels)],
+            ],
+            "b": [
+                [fmt(p, pd) for p in bids_p],
+                [fmt(max(1, int(rng.lognormvariate(mu_v, 1.0))), vd) for _ in range(levels)],
+            ],
+        }
+
+    # -- klines ----------------------------------------------------------------------------------------
+
+    def kline(self, symbol: str, ty: int, now_ms: int) -> dict[str, Any]:
+        """The 10008 push `data` for the candle in progress at now_ms (flat at the last close if no trade)."""
+        st = self._symbols[symbol]
+        st.book.roll(now_ms)
+        cur = st.book.current(ty, now_ms)
+        prev = self._previous_close(st, ty, now_ms if cur is None else cur.start)
+        if cur is None:
+            start = period_start(ty, now_ms)
+            last = st.p_i
+            cur = Candle(start, period_end(ty, start), last, last, last, last, 0, 0, 0)
+        inst = st.inst
+        pd = inst.price_decimals
+        ref = prev if prev is not None else cur.o
+        change = cur.c - ref
+        return {
+            "s": symbol,
+            "ty": ty,
+            "t": str(cur.start // 1000),
+            "o": fmt(cur.o, pd),
+            "h": fmt(cur.h, pd),
+            "l": fmt(cur.l, pd),
+            "c": fmt(cur.c, pd),
+            "v": fmt(cur.v, inst.volume_decimals),
+            "vw": fmt(cur.vw, pd + inst.volume_decimals),
+            "pca": fmt(change, pd),
+            "pfr": _percent(change, ref),
+        }
+
+    def closed_klines(self, symbol: str, ty: int, n: int, now_ms: int) -> list[dict[str, Any]]:
+        """Up to n closed candles, newest first, as REST rows: aggregated since start, synthetic before."""
+        st = self._symbols[symbol]
+        st.book.roll(now_ms)
+        live = list(st.book.closed[ty])
+        candles = live[::-1][:n]
+        if len(candles) < n:
+            before = live[0].start if live else period_start(ty, self.start_ms)
+            hist = [c for c in self._synthetic(st, ty) if c.start < before]
+            candles += hist[::-1][: n - len(candles)]
+        inst = st.inst
+        pd, vd = inst.price_decimals, inst.volume_decimals
+        rows = []
+        for i, c in enumerate(candles):
+            prev = candles[i + 1].c if i + 1 < len(candles) else c.o
+            change = c.c - prev
+            rows.append(
+                {
+                    "t": str(c.start // 1000),
+                    "o": fmt(c.o, pd),
+                    "h": fmt(c.h, pd),
+                    "l": fmt(c.l, pd),
+                    "c": fmt(c.c, pd),
+                    "v": fmt(c.v, vd),
+                    "vw": fmt(c.vw, pd + vd),
+                    "pc": _percent(change, prev),
+                    "pca": fmt(change, pd),
+                }
+            )
+        return rows
+
+    def _previous_close(self, st: _Symbol, ty: int, start: int) -> int | None:
+        prev = st.book.last_closed(ty)
+        if prev is not None and prev.start < start:
+            return prev.c
+        hist = self._synthetic(st, ty)
+        return hist[-1].c if hist else None
+
+    def _synthetic(self, st: _Symbol, ty: int) -> list[Candle]:
+        """History before start: candles only (no trades), seeded, ending at the initial price.
+
+        Built backwards from the first period so the series joins the live one without a jump."""
+        key = (st.inst.symbol, ty)
+        hist = self._history.get(key)
+        if hist is not None:
+            return hist
+        inst = st.inst
+        rng = random.Random(stable_seed(self.seed, inst.symbol, "history", ty))
+        tick, pscale = inst.tick, 10**inst.price_decimals
+        first = period_start(ty, self.start_ms)
+        close = math.log(inst.price)
+        candles: list[Candle] = []
+        end = first
+        for _ in range(self.history_bars):
+            start = previous_start(ty, end)
+            seconds = (end - start) / 1000.0
+            sigma = inst.volatility * math.sqrt(seconds / _YEAR_S)
+            open_ = close - sigma * rng.gauss(0.0, 1.0)
+            hi = max(open_, close) + abs(rng.gauss(0.0, sigma * 0.5))
+            lo = min(open_, close) - abs(rng.gauss(0.0, sigma * 0.5))
+
+            def grid(x: float) -> int:
+                return max(tick, round(math.exp(x) * pscale / tick) * tick)
+
+            o, c, h, low = grid(open_), grid(close), grid(hi), grid(lo)
+            h, low = max(h, o, c), min(low, o, c)
+            trades = max(1, int(seconds * self.trade_rate * inst.weight))
+            v = max(1, int(inst.typical_volume * st.vd * trades * rng.lognormvariate(0.0, 0.3)))
+            candles.append(Candle(start, end, o, h, low, c, v, v * ((o + c) // 2), trades))
+            close = open_
+            end = start
+        candles.reverse()
+        self._history[key] = candles
+        return candles
+
+
+def _trade_time(t: Trade) -> int:
+    return t.t
+
+
+def _strictly_descending(prices: list[int], tick: int) -> list[int]:
+    """Bids near zero could collide at the minimum tick: keep only strictly descending levels."""
+    out = [prices[0]]
+    for p in prices[1:]:
+        if p < out[-1]:
+            out.append(p)
+    return out
+
+
+def _percent(change: int, ref: int) -> str:
+    if ref == 0:
+        return "0.00%"
+    return f"{change * 100 / ref:.2f}%"
+
+
+__all__ = ["KLINE_TYPES", "Market", "Trade", "fmt", "stable_seed"]
