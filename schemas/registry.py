@@ -1,0 +1,68 @@
+"""Loads the schema files once and resolves every `$ref` locally: nothing is ever fetched."""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from referencing import Registry, Resource
+from referencing.jsonschema import DRAFT202012
+
+SCHEMA_DIR = Path(__file__).with_name("json")
+BASE_URI = "https://infoway-mock.dev/schemas/"
+
+# Which schema describes which frame, by `code`.
+CLIENT_SCHEMAS: dict[int, str] = {
+    10000: "client/subscribe-trades.json",
+    10003: "client/subscribe-depth.json",
+    10006: "client/subscribe-klines.json",
+    11000: "client/unsubscribe-trades.json",
+    11001: "client/unsubscribe-depth.json",
+    11002: "client/unsubscribe-klines.json",
+    10010: "client/heartbeat.json",
+}
+SERVER_SCHEMAS: dict[int, str] = {
+    200: "server/welcome.json",
+    10001: "server/ack.json",
+    10004: "server/ack.json",
+    10007: "server/ack.json",
+    11010: "server/ack.json",
+    10011: "server/heartbeat-ack.json",
+    10002: "server/trade-push.json",
+    10005: "server/depth-push.json",
+    10008: "server/kline-push.json",
+    10000: "server/legacy-trade-push.json",
+    **{code: "server/error.json" for code in range(500, 517)},
+}
+
+
+def names() -> list[str]:
+    """Every schema file, as a path relative to SCHEMA_DIR."""
+    return sorted(p.relative_to(SCHEMA_DIR).as_posix() for p in SCHEMA_DIR.rglob("*.json"))
+
+
+@cache
+def load(name: str) -> dict[str, Any]:
+    """A schema by its path relative to schemas/json (e.g. "server/trade-push.json")."""
+    path = SCHEMA_DIR / name
+    if not path.is_file():
+        raise KeyError(f"no schema {name!r} under {SCHEMA_DIR}")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def uri(name: str) -> str:
+    return BASE_URI + name
+
+
+@cache
+def registry() -> Registry:
+    resources = [
+        (uri(n), Resource.from_contents(load(n), default_specification=DRAFT202012)) for n in names()
+    ]
+    return Registry().with_resources(resources)
+
+
+def resources() -> list[tuple[str, dict[str, Any]]]:
+    return [(uri(n), load(n)) for n in names()]

@@ -1,0 +1,128 @@
+"""Frame validation: pick the schema by `code`, report violations in one shape.
+
+Two paths agree on every frame: the full path (`jsonschema`) gives the readable report, the fast path
+(`jsonschema-rs`, compiled) answers valid/invalid in about a microsecond and only on failure hands
+over to the full path for the report.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+import jsonschema_rs
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import ValidationError, best_match
+
+from . import semantic
+from .errors import ContractError, Violation
+from .registry import CLIENT_SCHEMAS, SERVER_SCHEMAS, load, registry, resources, uri
+
+
+@cache
+def full_validator(name: str) -> Draft202012Validator:
+    return Draft202012Validator(load(name), registry=registry())
+
+
+@cache
+def _rs_registry() -> jsonschema_rs.Registry:
+    return jsonschema_rs.Registry(resources())
+
+
+@cache
+def fast_validator(name: str) -> Any:
+    return jsonschema_rs.validator_for(load(name), registry=_rs_registry(), base_uri=uri(name), offline=True)
+
+
+def _json_path(parts: Any) -> str:
+    out = "$"
+    for p in parts:
+        out += f"[{p}]" if isinstance(p, int) else f".{p}"
+    return out
+
+
+def _to_violation(err: ValidationError) -> Violation:
+    path = _json_path(err.absolute_path)
+    if err.validator == "required" and isinstance(err.instance, dict):
+        missing = next((m for m in err.validator_value if m not in err.instance), None)
+        if missing is not None:
+            return Violation(f"{path}.{missing}", None, "required", f"'{missing}' is required")
+    return Violation(path, err.instance, str(err.validator), err.message)
+
+
+def _depth(err: ValidationError) -> int:
+    return len(err.absolute_path)
+
+
+def schema_violations(obj: Any, name: str) -> list[Violation]:
+    """Every violation of schema `name`, the most specific first (the one a human should fix first)."""
+    errors = list(full_validator(name).iter_errors(obj))
+    if not errors:
+        return []
+    best = best_match(errors)
+    rest = sorted((e for e in errors if e is not best), key=_depth, reverse=True)
+    return [_to_violation(e) for e in [best, *rest]]
+
+
+def _frame_schema(obj: Any, table: dict[int, str], kind: str) -> tuple[str | None, Violation | None]:
+    if not isinstance(obj, dict):
+        return None, Violation("$", obj, "type", f"a {kind} frame is a JSON object")
+    if kind == "server" and "traceId" in obj:
+        return "server/error.json", None
+    if "code" not in obj:
+        return None, Violation("$.code", None, "required", "'code' is required")
+    code = obj["code"]
+    if not isinstance(code, int) or isinstance(code, bool):
+        return None, Violation("$.code", code, "type", f"code must be an integer, not {type(code).__name__}")
+    name = table.get(code)
+    if name is None:
+        return None, Violation("$.code", code, "unknown-code", f"{code} is not a known {kind} frame code")
+    return name, None
+
+
+def _validate(obj: Any, table: dict[int, str], kind: str, fast: bool, semantic_checks: bool) -> None:
+    if fast and isinstance(obj, dict):
+        code = obj.get("code") if "traceId" not in obj or kind == "client" else 500
+        name = table.get(code) if type(code) is int else None
+        if name is not None and fast_validator(name).is_valid(obj):
+            if semantic_checks:
+                found = semantic.check(obj)
+                if found:
+                    raise ContractError(found, name)
+            return
+    name, bad = _frame_schema(obj, table, kind)
+    if bad is not None:
+        raise ContractError([bad])
+    assert name is not None
+    found = schema_violations(obj, name)
+    if found:
+        raise ContractError(found, name)
+    if semantic_checks:
+        found = semantic.check(obj)
+        if found:
+            raise ContractError(found, name)
+
+
+def validate_client_frame(obj: Any, *, fast: bool = False) -> None:
+    """Raise ContractError unless obj is a valid client -> server frame (picked by its `code`)."""
+    _validate(obj, CLIENT_SCHEMAS, "client", fast, False)
+
+
+def validate_server_frame(obj: Any, *, fast: bool = False, semantic: bool = True) -> None:
+    """Raise ContractError unless obj is a valid server -> client frame; semantic rules included."""
+    _validate(obj, SERVER_SCHEMAS, "server", fast, semantic)
+
+
+def is_valid_server_frame(obj: Any) -> bool:
+    try:
+        validate_server_frame(obj, fast=True)
+    except ContractError:
+        return False
+    return True
+
+
+def validate_document(obj: Any, name: str, *, source: str | None = None) -> None:
+    """Validate a whole document (a REST body row, a config or scenario file) against schema `name`."""
+    found = schema_violations(obj, name)
+    if found:
+        raise ContractError(found, f"{name}" + (f", in {source}" if source else ""))
