@@ -26,7 +26,7 @@ serve: install
 	$(BIN)/infoway-mock serve --host $(HOST) --port $(PORT) $(ARGS)
 
 demo: install
-	$(BIN)/python -m mockserver.demo --host $(HOST) --port $(PORT) $(ARGS)
+	$(BIN)/python examples/demo.py --host $(HOST) --port $(PORT) $(ARGS)
 
 test: install
 	$(BIN)/python -m pytest -q $(ARGS)

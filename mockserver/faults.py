@@ -1,4 +1,4 @@
-"""Fault injection: every fault is one small value of one shape, applied by one engine (as Toxiproxy's toxics).
+"""Fault injection: each fault is one small value of one shape, applied by one engine (as Toxiproxy's toxics).
 
 Three ways in share this engine: the Python API (`server.faults.apply(Fault(...))`), the control endpoint
 (`infoway-mock fault ...`), and scenario files played on a timeline.
@@ -7,6 +7,7 @@ Three ways in share this engine: the Python API (`server.faults.apply(Fault(...)
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 import random
 import socket
@@ -55,7 +56,9 @@ class Fault:
         if self.kind not in KINDS:
             raise ValueError(f"unknown fault kind {self.kind!r}; expected one of {', '.join(sorted(KINDS))}")
         if self.kind == "malformed" and self.variant not in MALFORMED:
-            raise ValueError(f"unknown malformed variant {self.variant!r}; expected one of {', '.join(MALFORMED)}")
+            raise ValueError(
+                f"unknown malformed variant {self.variant!r}; expected one of {', '.join(MALFORMED)}"
+            )
         if not 0.0 <= self.probability <= 1.0:
             raise ValueError("probability must be within 0..1")
 
@@ -200,7 +203,7 @@ class FaultEngine:
             wait = max(0.0, shaper.delay + self.rng.uniform(-shaper.jitter, shaper.jitter))
             loop = asyncio.get_running_loop()
             for f in frames:
-                loop.call_later(wait, broadcast, [conn], f, True)
+                loop.call_later(wait, functools.partial(broadcast, [conn], f, text=True))
         else:
             for f in frames:
                 broadcast([conn], f, text=True)
@@ -226,7 +229,11 @@ class FaultEngine:
             reset(conn)
         elif fault.kind == "error":
             code = fault.code or 500
-            frame = {"traceId": srv._trace_id(), "code": code, "msg": fault.msg or _ERROR_MESSAGES.get(code, "error")}
+            frame = {
+                "traceId": srv._trace_id(),
+                "code": code,
+                "msg": fault.msg or _ERROR_MESSAGES.get(code, "error"),
+            }
             srv.metrics.errors_sent[code] += 1
             broadcast([conn], orjson.dumps(frame), text=True)
             if fault.then_close:
@@ -245,7 +252,11 @@ class FaultEngine:
         active.conns.discard(conn)
         kind = active.fault.kind
         self._reshape(conn)
-        if kind in ("stall", "stop_reading") and conn.transport is not None and not self._reading_paused(conn):
+        if (
+            kind in ("stall", "stop_reading")
+            and conn.transport is not None
+            and not self._reading_paused(conn)
+        ):
             conn.transport.resume_reading()
             # The client could not be heard while we were deaf: don't punish it with a 513 on resume.
             entry = self.server.sessions.get(conn.infoway.conn_id) if conn.infoway else None
@@ -257,7 +268,9 @@ class FaultEngine:
         return bool(self.active) and self._reading_paused(conn)
 
     def _reading_paused(self, conn: InfowayConnection) -> bool:
-        return any(conn in a.conns and a.fault.kind in ("stall", "stop_reading") for a in self.active.values())
+        return any(
+            conn in a.conns and a.fault.kind in ("stall", "stop_reading") for a in self.active.values()
+        )
 
     def _reshape(self, conn: InfowayConnection) -> None:
         faults = [a.fault for a in self.active.values() if conn in a.conns]

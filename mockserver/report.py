@@ -6,6 +6,7 @@ client) and gives a verdict per rule. Pure: records in, a JSON-able dict and a t
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -78,7 +79,8 @@ def judge(records: list[ConnectionRecord], rules: Rules, now: float) -> dict[str
     ok = worst <= rules.heartbeat_interval and timeouts == 0
     out["heartbeat"] = _verdict(
         ok if records else None,
-        f"longest gap {worst:.1f}s (rule: every {rules.heartbeat_interval:g}s), {timeouts} heartbeat timeout(s)",
+        f"longest gap {worst:.1f}s (rule: every {rules.heartbeat_interval:g}s), "
+        f"{timeouts} heartbeat timeout(s)",
     )
 
     peak = max((r.peak_window_frames for r in records), default=0)
@@ -90,24 +92,31 @@ def judge(records: list[ConnectionRecord], rules: Rules, now: float) -> dict[str
 
     reconnects = missed = 0
     details = []
-    for prev, nxt in zip(records, records[1:], strict=False):
+    for prev, nxt in itertools.pairwise(records):
         if prev.closed is None or nxt.opened < prev.closed or not prev.final:
             continue
         reconnects += 1
         lost = prev.final - nxt.ever
         if lost:
             missed += 1
-            sample = ", ".join(sorted(f"{ch[0]}{':' + str(ch[1]) if ch[1] else ''}/{sym}" for ch, sym in lost)[:5])
-            details.append(f"conn {nxt.conn_id} did not resubscribe {len(lost)} of conn {prev.conn_id}'s ({sample})")
+            sample = ", ".join(
+                sorted(f"{ch[0]}{':' + str(ch[1]) if ch[1] else ''}/{sym}" for ch, sym in lost)[:5]
+            )
+            details.append(
+                f"conn {nxt.conn_id} did not resubscribe {len(lost)} of conn {prev.conn_id}'s ({sample})"
+            )
     out["resubscribed"] = _verdict(
         None if reconnects == 0 else missed == 0,
-        f"{reconnects - missed}/{reconnects} reconnects resubscribed everything" + ("; " if details else "")
+        f"{reconnects - missed}/{reconnects} reconnects resubscribed everything"
+        + ("; " if details else "")
         + "; ".join(details),
     )
     return out
 
 
-def build_report(records: list[ConnectionRecord], rules_for: Callable[[str], Rules], now: float) -> dict[str, Any]:
+def build_report(
+    records: list[ConnectionRecord], rules_for: Callable[[str], Rules], now: float
+) -> dict[str, Any]:
     by_key: dict[str, list[ConnectionRecord]] = {}
     for r in sorted(records, key=lambda r: (r.opened, r.conn_id)):
         by_key.setdefault(r.key, []).append(r)

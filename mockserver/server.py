@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import email.utils
 import hmac
 import itertools
 import logging
@@ -76,9 +77,14 @@ class MockServer:
     def __init__(self, config: ServerConfig | None = None, *, clock: Clock | None = None) -> None:
         self.config = config or ServerConfig()
         self.clock = clock or Clock(self.config.speed, self.config.start_ms)
-        self.catalogue = Catalogue.default()
+        catalogue = Catalogue.default()
+        self.catalogue = catalogue.only(self.config.symbols) if self.config.symbols else catalogue
         self.market = Market(
-            self.config.seed, self.catalogue, start_ms=self.clock.start_ms, trade_rate=self.config.trade_rate
+            self.config.seed,
+            self.catalogue,
+            start_ms=self.clock.start_ms,
+            trade_rate=self.config.trade_rate,
+            max_trades_per_advance=self.config.max_trades_per_advance,
         )
         self.metrics = Metrics()
         self.quotas = QuotaBook()
@@ -92,7 +98,9 @@ class MockServer:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._timers: dict[int, asyncio.TimerHandle] = {}
         self.faults = FaultEngine(self, seed=self.config.seed)
-        self.records: collections.deque[ConnectionRecord] = collections.deque(maxlen=self.config.max_report_records)
+        self.records: collections.deque[ConnectionRecord] = collections.deque(
+            maxlen=self.config.max_report_records
+        )
         self.started = self.clock.monotonic()
         self.control_token = self.config.control_token or secrets.token_urlsafe(16)
         self.port: int = self.config.port
@@ -222,7 +230,9 @@ class MockServer:
         plan = self.config.plan_for(key)
         held = business in BUSINESSES and key not in self.config.banned_keys
         if held and not self.quotas.try_connect(key, plan.max_connections):
-            return self._refuse(conn, 427, f"Too many WebSocket connections: the plan allows {plan.max_connections}\n")
+            return self._refuse(
+                conn, 427, f"Too many WebSocket connections: the plan allows {plan.max_connections}\n"
+            )
         info = ConnInfo(next(self._ids), key, business, _peer(conn), slot_held=held)
         conn.infoway = info
         if held:
@@ -241,7 +251,17 @@ class MockServer:
 
     def _refuse(self, conn: ServerConnection, status: int, text: str) -> Response:
         self.metrics.handshakes_refused[status] += 1
-        return conn.respond(status, text)
+        # Built by hand: the gateway's 427/499/524 are not in http.HTTPStatus, so conn.respond() rejects them.
+        body = text.encode()
+        headers = Headers(
+            [
+                ("Date", email.utils.formatdate(usegmt=True)),
+                ("Connection", "close"),
+                ("Content-Length", str(len(body))),
+                ("Content-Type", "text/plain; charset=utf-8"),
+            ]
+        )
+        return Response(status, _REASONS.get(status, "Refused"), headers, body)
 
     def _release_slot(self, conn: InfowayConnection) -> None:
         info = conn.infoway
@@ -255,7 +275,9 @@ class MockServer:
         headers = Headers([("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
         return Response(status, rest.REASONS.get(status, "OK"), headers, body)
 
-    def _control_handshake(self, conn: InfowayConnection, request: Request, query: dict[str, str]) -> Response | None:
+    def _control_handshake(
+        self, conn: InfowayConnection, request: Request, query: dict[str, str]
+    ) -> Response | None:
         # The control channel can break every client: loopback peers only, and only with the token.
         if not is_loopback(conn):
             return self._refuse(conn, 403, "Forbidden: the control endpoint is for loopback clients only\n")
@@ -307,7 +329,13 @@ class MockServer:
         self.sessions[info.conn_id] = (session, conn)
         self.faults.on_open(conn)
         self.metrics.connections_total += 1
-        log.info("conn %d open key=%s business=%s peer=%s", info.conn_id, mask_key(info.key), info.business, info.peer)
+        log.info(
+            "conn %d open key=%s business=%s peer=%s",
+            info.conn_id,
+            mask_key(info.key),
+            info.business,
+            info.peer,
+        )
         reason = "closed"
         try:
             self._apply(session, conn, session.open())
@@ -493,7 +521,9 @@ class MockServer:
             transport = conn.transport
             if transport is not None and transport.get_write_buffer_size() > bound:
                 info = conn.infoway
-                log.warning("conn %s dropped: send buffer over %d bytes", info.conn_id if info else "?", bound)
+                log.warning(
+                    "conn %s dropped: send buffer over %d bytes", info.conn_id if info else "?", bound
+                )
                 self.metrics.slow_consumers_dropped += 1
                 transport.abort()
 
@@ -503,6 +533,20 @@ class MockServer:
         g("subscriptions", "(channel, symbol, connection) subscriptions.", self.hub.subscriptions)
         g("quota_connections", "Connection slots held across keys.", self.quotas.total_connections)
         g("quota_products", "Products held against key budgets.", self.quotas.total_products)
+
+
+_REASONS = {
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    427: "Too Many Connections",
+    429: "Too Many Requests",
+    499: "Client Closed Request",
+    500: "Internal Server Error",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+    524: "A Timeout Occurred",
+}
 
 
 def _peer(conn: ServerConnection) -> str:

@@ -229,7 +229,9 @@ class Session:
             channel = TRADE if code == UNSUB_TRADE else DEPTH
             held = self.trades if code == UNSUB_TRADE else self.depth
             codes = data.get("codes")
-            return self._unsubscribe({channel: set(held) if codes is None else self._codes(codes)}, code, trace)
+            return self._unsubscribe(
+                {channel: set(held) if codes is None else self._codes(codes)}, code, trace
+            )
         # UNSUB_KLINE: no codes = every symbol; klineTypes narrows to those intervals.
         types = data.get("klineTypes")
         tys = set(self.klines) if types is None else {int(t) for t in str(types).split(",") if t.strip()}
@@ -262,11 +264,13 @@ class Session:
         after: set[str] = set()
         for ch, held in self.channels():
             after |= new_sets.get(ch, held)
-        for ch, syms in new_sets.items():
+        for syms in new_sets.values():
             after |= syms
         plan = self.plan
         if len(after) > plan.max_products_per_connection:
-            raise RequestError(505, f"Single WS subscribe exceeds the limit {plan.max_products_per_connection}")
+            raise RequestError(
+                505, f"Single WS subscribe exceeds the limit {plan.max_products_per_connection}"
+            )
         others = self.account.products_total(excluding=self.conn_id)
         if plan.max_products and others + len(after) > plan.max_products:
             raise RequestError(516, f"Subscribe products exceed the limit of the key：{plan.max_products}")
@@ -274,7 +278,9 @@ class Session:
             raise RequestError(504, f"Depth subscribe exceeds the limit {plan.max_depth_products}")
         if plan.max_kline_subscriptions:
             pairs = sum(len(new_sets.get(ch, held)) for ch, held in self.channels() if ch[0] == "kline")
-            pairs += sum(len(s) for ch, s in new_sets.items() if ch[0] == "kline" and ch[1] not in self.klines)
+            pairs += sum(
+                len(s) for ch, s in new_sets.items() if ch[0] == "kline" and ch[1] not in self.klines
+            )
             if pairs > plan.max_kline_subscriptions:
                 raise RequestError(503, f"Kline subscribe exceeds the limit {plan.max_kline_subscriptions}")
 

@@ -82,7 +82,14 @@ async def test_every_request_code_is_acked(server, connect) -> None:
     requests: list[tuple[dict[str, Any], int]] = [
         ({"code": 10000, "trace": "a", "data": {"codes": "BTCUSDT"}}, 10001),
         ({"code": 10003, "trace": "b", "data": {"codes": "BTCUSDT"}}, 10004),
-        ({"code": 10006, "trace": "c", "data": {"arr": [{"type": t, "codes": "BTCUSDT"} for t in range(1, 13)]}}, 10007),
+        (
+            {
+                "code": 10006,
+                "trace": "c",
+                "data": {"arr": [{"type": t, "codes": "BTCUSDT"} for t in range(1, 13)]},
+            },
+            10007,
+        ),
         ({"code": 11000, "trace": "d", "data": {"codes": "BTCUSDT"}}, 11010),
         ({"code": 11001, "trace": "e", "data": {"codes": "BTCUSDT"}}, 11010),
         ({"code": 11002, "trace": "f", "data": {"codes": "BTCUSDT", "klineTypes": "1,2"}}, 11010),
