@@ -9,8 +9,8 @@ import logging
 import os
 import signal
 import sys
-from pathlib import Path
 from collections.abc import Sequence
+from pathlib import Path
 
 from . import scenario as scenario_mod
 from .config import DEFAULT_KEY, ServerConfig, config_from_dict, load_config
@@ -34,20 +34,29 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--max-products", type=int, help="products per connection (505 above)")
     s.add_argument("--speed", type=float, help="market clock speed-up (default 1)")
     s.add_argument("--trade-rate", type=float, help="trades per second per symbol (default 2)")
-    s.add_argument("--strict", action=argparse.BooleanOptionalAction, default=None,
-                   help="check every frame sent against the schemas")
+    s.add_argument(
+        "--strict",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="check every frame sent against the schemas",
+    )
     s.add_argument("--send-timestamp", action="store_true", help='add "st" (send time, ms) to pushes')
     s.add_argument("--legacy-trade-push", action="store_true", help="tutorial-style 10000 trade pushes")
     s.add_argument("--scenario", help="play a scenario (a shipped name or a YAML/JSON file) on a timeline")
-    s.add_argument("--report", help="write the contract report here at shutdown (JSON; a .txt summary beside it)")
+    s.add_argument(
+        "--report", help="write the contract report here at shutdown (JSON; a .txt summary beside it)"
+    )
     s.add_argument("--control-token", help="token for the /control endpoint (default: random, printed)")
     s.add_argument("-v", "--verbose", action="store_true")
 
     sub.add_parser("scenarios", help="list the shipped scenarios")
 
     f = sub.add_parser("fault", help="inject a fault into a running mock through its control endpoint")
-    f.add_argument("kind", help="close, reset, stall, stop_reading, delay, error, refuse, duplicate, reorder, "
-                                "malformed, restart; or 'clear' to end ongoing faults")
+    f.add_argument(
+        "kind",
+        help="close, reset, stall, stop_reading, delay, error, refuse, duplicate, reorder, "
+        "malformed, restart; or 'clear' to end ongoing faults",
+    )
     target = f.add_mutually_exclusive_group()
     target.add_argument("--conn", type=int, help="one connection id")
     target.add_argument("--key", help="every connection of one API key")
@@ -55,7 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--code", type=int, help="close code, error code or HTTP status")
     f.add_argument("--reason", default="", help="close reason")
     f.add_argument("--msg", help="error frame message")
-    f.add_argument("--seconds", type=float, help="how long an ongoing fault or refusal lasts; restart down time")
+    f.add_argument(
+        "--seconds", type=float, help="how long an ongoing fault or refusal lasts; restart down time"
+    )
     f.add_argument("--delay", type=float, default=0.0)
     f.add_argument("--jitter", type=float, default=0.0)
     f.add_argument("--probability", type=float, default=1.0)
@@ -63,8 +74,11 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--variant", default="json", help="malformed: json, types, unknown_code or binary")
     f.add_argument("--id", type=int, help="clear: the fault id (default: all)")
     f.add_argument("--url", default="ws://127.0.0.1:8765/control")
-    f.add_argument("--token", default=os.environ.get("INFOWAY_MOCK_TOKEN"),
-                   help="control token (default: env INFOWAY_MOCK_TOKEN)")
+    f.add_argument(
+        "--token",
+        default=os.environ.get("INFOWAY_MOCK_TOKEN"),
+        help="control token (default: env INFOWAY_MOCK_TOKEN)",
+    )
 
     r = sub.add_parser("report", help="print the contract report of a running mock")
     r.add_argument("--url", default="ws://127.0.0.1:8765/control")
@@ -129,15 +143,26 @@ def _fault(args: argparse.Namespace) -> int:
     from .control import send_command
 
     if not args.token:
-        print("infoway-mock fault: a control token is needed (--token or INFOWAY_MOCK_TOKEN)", file=sys.stderr)
+        print(
+            "infoway-mock fault: a control token is needed (--token or INFOWAY_MOCK_TOKEN)", file=sys.stderr
+        )
         return 2
     if args.kind == "clear":
         command: dict = {"op": "clear", "id": args.id}
     else:
         fault = Fault(
-            kind=args.kind, conn=args.conn, key=args.key, code=args.code, reason=args.reason, msg=args.msg,
-            seconds=args.seconds, delay=args.delay, jitter=args.jitter, probability=args.probability,
-            then_close=args.then_close, variant=args.variant,
+            kind=args.kind,
+            conn=args.conn,
+            key=args.key,
+            code=args.code,
+            reason=args.reason,
+            msg=args.msg,
+            seconds=args.seconds,
+            delay=args.delay,
+            jitter=args.jitter,
+            probability=args.probability,
+            then_close=args.then_close,
+            variant=args.variant,
         )
         command = {"op": "fault", "fault": fault.to_dict()}
     reply = asyncio.run(send_command(args.url, args.token, command))
@@ -153,7 +178,9 @@ def _report(args: argparse.Namespace) -> int:
     if not reply.get("ok"):
         print(reply.get("error"), file=sys.stderr)
         return 1
-    print(json.dumps(reply["report"], indent=2, ensure_ascii=False) if args.json else summary(reply["report"]))
+    print(
+        json.dumps(reply["report"], indent=2, ensure_ascii=False) if args.json else summary(reply["report"])
+    )
     return 0 if reply["report"]["verdict"] == "pass" else 1
 
 

@@ -28,7 +28,9 @@ class Plan:
 
 # The vendor's published plans; "pro" is the default for the demo key so tests are not cramped by it.
 BUILTIN_PLANS: dict[str, Plan] = {
-    "free": Plan("free", max_connections=1, max_products=10, max_products_per_connection=10, rest_rate_limit=60),
+    "free": Plan(
+        "free", max_connections=1, max_products=10, max_products_per_connection=10, rest_rate_limit=60
+    ),
     "basic": Plan("basic", max_connections=1, max_products=200, max_products_per_connection=200),
     "premium": Plan("premium", max_connections=2, max_products=800, max_products_per_connection=600),
     "pro": Plan("pro", max_connections=9, max_products=5000, max_products_per_connection=600),

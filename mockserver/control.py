@@ -52,7 +52,10 @@ class ControlChannel:
             if op == "clear":
                 return {"ok": True, "cleared": self.server.faults.clear(cmd.get("id"))}
             if op == "faults":
-                return {"ok": True, "active": [{"id": a.id, **a.fault.to_dict()} for a in self.server.faults.active.values()]}
+                return {
+                    "ok": True,
+                    "active": [{"id": a.id, **a.fault.to_dict()} for a in self.server.faults.active.values()],
+                }
             if op == "connections":
                 return {"ok": True, "connections": self.connections()}
             if op == "report":
@@ -77,7 +80,9 @@ class ControlChannel:
         return out
 
 
-async def send_command(url: str, token: str, command: dict[str, Any], timeout: float = 10.0) -> dict[str, Any]:
+async def send_command(
+    url: str, token: str, command: dict[str, Any], timeout: float = 10.0
+) -> dict[str, Any]:
     """One command over the control channel (used by the `infoway-mock fault` CLI)."""
     import asyncio
 

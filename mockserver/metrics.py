@@ -43,7 +43,12 @@ class Metrics:
         counter("frames_sent_total", "Frames sent to clients, by code.", self.frames_sent, "code")
         counter("frames_received_total", "Frames received from clients.", self.frames_received)
         counter("errors_sent_total", "Error frames sent, by code.", self.errors_sent, "code")
-        counter("handshakes_refused_total", "Handshakes refused, by HTTP status.", self.handshakes_refused, "status")
+        counter(
+            "handshakes_refused_total",
+            "Handshakes refused, by HTTP status.",
+            self.handshakes_refused,
+            "status",
+        )
         counter("rest_requests_total", "REST requests, by HTTP status.", self.rest_requests, "status")
         counter(
             "slow_consumers_dropped_total",

@@ -37,7 +37,9 @@ def infoway_config() -> ServerConfig:
 
 
 @pytest.fixture
-def infoway_server(request: pytest.FixtureRequest, infoway_config: ServerConfig) -> Iterator[BackgroundServer]:
+def infoway_server(
+    request: pytest.FixtureRequest, infoway_config: ServerConfig
+) -> Iterator[BackgroundServer]:
     marker = request.node.get_closest_marker("infoway")
     settings: dict[str, Any] = dict(marker.kwargs) if marker else {}
     settings.pop("business", None)

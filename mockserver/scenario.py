@@ -75,7 +75,9 @@ def parse(raw: Any) -> Scenario:
         )
         for s in raw["timeline"]
     )
-    return Scenario(raw["name"], raw.get("description", ""), float(raw["duration"]), steps, raw.get("server", {}))
+    return Scenario(
+        raw["name"], raw.get("description", ""), float(raw["duration"]), steps, raw.get("server", {})
+    )
 
 
 def load(name_or_path: str | Path) -> Scenario:
@@ -86,7 +88,9 @@ def load(name_or_path: str | Path) -> Scenario:
     if not path.exists():
         shipped = SCENARIO_DIR / f"{name_or_path}.yaml"
         if not shipped.exists():
-            raise ValueError(f"no scenario file or shipped scenario named {name_or_path!r} (see `infoway-mock scenarios`)")
+            raise ValueError(
+                f"no scenario file or shipped scenario named {name_or_path!r} (see `infoway-mock scenarios`)"
+            )
         path = shipped
     text = path.read_text(encoding="utf-8")
     if path.suffix in (".yaml", ".yml"):
@@ -110,14 +114,21 @@ async def play(server: MockServer, scenario: Scenario, scale: float = 1.0) -> No
     """Apply each fault at its time; returns when the scenario's duration has elapsed."""
     loop = asyncio.get_running_loop()
     start = loop.time()
-    log.info("scenario %s: %d fault(s) over %.1fs", scenario.name, len(scenario.steps), scenario.duration * scale)
+    log.info(
+        "scenario %s: %d fault(s) over %.1fs", scenario.name, len(scenario.steps), scenario.duration * scale
+    )
     for at, _, fault in scenario.schedule(scale):
         delay = start + at - loop.time()
         if delay > 0:
             await asyncio.sleep(delay)  # the timeline itself: faults fire at their scheduled times
         result = await server.faults.apply(fault)
-        log.info("scenario %s: t=%.1fs %s (%d connection(s))", scenario.name, at, fault.describe(),
-                 len(result["connections"]))
+        log.info(
+            "scenario %s: t=%.1fs %s (%d connection(s))",
+            scenario.name,
+            at,
+            fault.describe(),
+            len(result["connections"]),
+        )
     rest = start + scenario.duration * scale - loop.time()
     if rest > 0:
         await asyncio.sleep(rest)
