@@ -13,6 +13,7 @@ from .semantic import CHECKS as SEMANTIC_CHECKS
 from .validate import (
     is_valid_server_frame,
     schema_violations,
+    server_frame_checker,
     validate_client_frame,
     validate_document,
     validate_server_frame,
@@ -29,6 +30,7 @@ __all__ = [
     "load",
     "names",
     "schema_violations",
+    "server_frame_checker",
     "validate_client_frame",
     "validate_document",
     "validate_server_frame",

@@ -7,6 +7,7 @@ over to the full path for the report.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import cache
 from typing import Any
 
@@ -111,6 +112,20 @@ def validate_client_frame(obj: Any, *, fast: bool = False) -> None:
 def validate_server_frame(obj: Any, *, fast: bool = False, semantic: bool = True) -> None:
     """Raise ContractError unless obj is a valid server -> client frame; semantic rules included."""
     _validate(obj, SERVER_SCHEMAS, "server", fast, semantic)
+
+
+def server_frame_checker(code: int) -> Callable[[dict[str, Any]], None]:
+    """A checker for frames of one server code, for the hottest loops: the compiled validator and the
+    code's semantic rules with no dispatch; on failure the full path builds the report."""
+    validator = fast_validator(SERVER_SCHEMAS[code])
+    rules = semantic.RULES.get(code)
+
+    def check(frame: dict[str, Any]) -> None:
+        if validator.is_valid(frame) and (rules is None or not rules(frame["data"])):
+            return
+        validate_server_frame(frame)
+
+    return check
 
 
 def is_valid_server_frame(obj: Any) -> bool:
