@@ -1,0 +1,25 @@
+"""The reference Infoway client: reconnects with backoff, heartbeats, watches liveness, paces requests
+under the 60/min limit, resubscribes exactly what is wanted, and reports the gaps."""
+
+from __future__ import annotations
+
+from .client import InfowayClient
+from .config import ClientConfig
+from .errors import AuthError, GaveUp, InfowayError
+from .events import Connected, Depth, Disconnected, Gap, Kline, Resubscribed, ServerError, Trade
+
+__all__ = [
+    "AuthError",
+    "ClientConfig",
+    "Connected",
+    "Depth",
+    "Disconnected",
+    "Gap",
+    "GaveUp",
+    "InfowayClient",
+    "InfowayError",
+    "Kline",
+    "Resubscribed",
+    "ServerError",
+    "Trade",
+]

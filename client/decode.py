@@ -1,0 +1,55 @@
+"""Frames to events: one dict lookup on the code, no validation on the hot path (schemas can be asked)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from .events import Depth, Kline, ServerError, Trade
+
+
+@dataclass(frozen=True, slots=True)
+class Ack:
+    code: int
+    trace: str
+
+
+@dataclass(frozen=True, slots=True)
+class Welcome:
+    msg: str
+
+
+@dataclass(frozen=True, slots=True)
+class Text:
+    """A non-JSON text frame (the stock banner): tolerated, never an error."""
+
+    text: str
+
+
+_PUSHES = {10002: Trade, 10005: Depth, 10008: Kline, 10000: Trade}  # 10000: the tutorial's legacy push
+ACK_CODES = frozenset({10001, 10004, 10007, 11010, 10011})
+
+
+def decode(message: str | bytes) -> Any:
+    """A push event, an Ack, a Welcome, a ServerError, a Text, or None for frames we don't know."""
+    try:
+        obj = orjson.loads(message)
+    except orjson.JSONDecodeError:
+        return Text(message if isinstance(message, str) else message.decode("utf-8", "replace"))
+    if type(obj) is not dict:
+        return None
+    code = obj.get("code")
+    push = _PUSHES.get(code)  # type: ignore[arg-type]
+    if push is not None and "traceId" not in obj:
+        data = obj.get("data")
+        return push(data) if type(data) is dict and "s" in data else None
+    if "traceId" in obj or (type(code) is int and 500 <= code <= 516):
+        number = code if type(code) is int else 0
+        return ServerError(number, str(obj.get("msg", "")), str(obj.get("traceId", "")))
+    if code in ACK_CODES:
+        return Ack(code, str(obj.get("trace", "")))
+    if code == 200:
+        return Welcome(str(obj.get("msg", "")))
+    return None

@@ -1,0 +1,93 @@
+"""A bounded event queue with an overflow policy; lifecycle events skip the line and are never dropped."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from typing import Any
+
+from .events import Depth
+
+POLICIES = ("block", "drop-oldest", "keep-latest")
+
+
+class _Latest:
+    """A queue slot holding the newest depth of one symbol; newer snapshots overwrite it in place."""
+
+    __slots__ = ("event", "symbol")
+
+    def __init__(self, symbol: str, event: Any) -> None:
+        self.symbol, self.event = symbol, event
+
+
+class EventQueue:
+    def __init__(self, maxsize: int = 10_000, policy: str = "block") -> None:
+        if policy not in POLICIES:
+            raise ValueError(f"policy must be one of {', '.join(POLICIES)}")
+        self.maxsize = maxsize
+        self.policy = policy
+        self.dropped = 0
+        self._data: deque[Any] = deque()
+        self._control: deque[Any] = deque()
+        self._latest: dict[str, _Latest] = {}
+        self._getter: asyncio.Future[None] | None = None
+        self._putter: asyncio.Future[None] | None = None
+        self._closed = False
+
+    def __len__(self) -> int:
+        return len(self._data) + len(self._control)
+
+    def _wake_getter(self) -> None:
+        g = self._getter
+        if g is not None and not g.done():
+            g.set_result(None)
+
+    async def put(self, event: Any) -> None:
+        """Queue a push; under "block" this waits for room (back-pressure reaches the socket)."""
+        if self.policy == "keep-latest" and type(event) is Depth:
+            slot = self._latest.get(event.symbol)
+            if slot is not None:
+                slot.event = event
+                self.dropped += 1
+                return
+            slot = self._latest[event.symbol] = _Latest(event.symbol, event)
+            event = slot
+        data = self._data
+        while len(data) >= self.maxsize:
+            if self.policy == "block":
+                self._putter = asyncio.get_running_loop().create_future()
+                await self._putter
+                continue
+            old = data.popleft()
+            if type(old) is _Latest:
+                del self._latest[old.symbol]
+            self.dropped += 1
+        data.append(event)
+        self._wake_getter()
+
+    def put_control(self, event: Any) -> None:
+        self._control.append(event)
+        self._wake_getter()
+
+    def close(self) -> None:
+        self._closed = True
+        self._wake_getter()
+
+    async def get(self) -> Any:
+        """The next event; lifecycle first. Raises StopAsyncIteration once closed and drained."""
+        while True:
+            if self._control:
+                return self._control.popleft()
+            if self._data:
+                item = self._data.popleft()
+                p = self._putter
+                if p is not None and not p.done():
+                    p.set_result(None)
+                if type(item) is _Latest:
+                    del self._latest[item.symbol]
+                    return item.event
+                return item
+            if self._closed:
+                raise StopAsyncIteration
+            self._getter = asyncio.get_running_loop().create_future()
+            await self._getter
