@@ -118,6 +118,10 @@ class InfowayClient:
         self._offline_since: int | None = None
         self._last_error: int | None = None
         self._bg: set[asyncio.Future[Any]] = set()
+        # When we sent something the server answers (a heartbeat with ack, a subscribe) and have heard
+        # nothing since. Silence only proves a dead peer when it follows such a frame: a quiet server
+        # with nothing to answer, or our own pacer holding frames back, is not a dead one.
+        self._reply_due: float | None = None
 
     # -- lifecycle -------------------------------------------------------------------------------------
 
@@ -273,6 +277,7 @@ class InfowayClient:
         gen = self._gen
         self._ws = ws
         self._last_error = None
+        self._reply_due = None
         self.pacer.reset()
         started = time.monotonic()
         self.last_message_at = started
@@ -314,6 +319,7 @@ class InfowayClient:
         try:
             async for message in ws:
                 self.last_message_at = time.monotonic()
+                self._reply_due = None
                 ev = decode(message)
                 t = type(ev)
                 if t is Trade or t is Depth or t is Kline:
@@ -386,6 +392,8 @@ class InfowayClient:
             needs_ack = frame["code"] in (10000, 10003, 10006)
             if frame["code"] != 10010:
                 self.book.sent(trace, frame, now, gen, needs_ack)
+            if self._reply_due is None and (needs_ack or frame.get("ack") == 1):
+                self._reply_due = now
             await ws.send(orjson.dumps(frame).decode())
 
     async def _heartbeat(self) -> None:
@@ -410,7 +418,10 @@ class InfowayClient:
             await asyncio.sleep(tick)  # the watchdog's sampling period
             now = time.monotonic()
             silent = now - (self.last_message_at or now)
-            if silent >= dead_after:
+            due = self._reply_due
+            if (due is not None and now - due >= dead_after) or (
+                not cfg.heartbeat_ack and silent >= dead_after
+            ):
                 reason = f"dead peer: no frame for {silent:.1f}s"
                 break
             total = self.counts["trade"] + self.counts["depth"] + self.counts["kline"]

@@ -10,7 +10,9 @@ class ClientConfig:
     # Heartbeat and liveness.
     heartbeat_interval: float = 30.0  # the server times out after 60 s without a 10010
     heartbeat_ack: bool = True  # ask for 10011 so an idle connection still hears from the server
-    dead_peer_timeout: float | None = None  # no frame at all this long -> reconnect (default: 2 heartbeats)
+    # A frame the server must answer went unanswered this long -> reconnect (default: one heartbeat
+    # interval, so a silent server is caught within two intervals).
+    dead_peer_timeout: float | None = None
     data_idle_timeout: float | None = None  # no push for this long while subscribed -> reconnect (off)
 
     # Request pacing: every frame we send counts against the server's per-connection limit.
@@ -38,4 +40,4 @@ class ClientConfig:
     rest_url: str | None = None  # default: derived from the WebSocket URL
 
     def dead_after(self) -> float:
-        return self.dead_peer_timeout if self.dead_peer_timeout is not None else 2 * self.heartbeat_interval
+        return self.dead_peer_timeout if self.dead_peer_timeout is not None else self.heartbeat_interval

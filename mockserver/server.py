@@ -139,6 +139,8 @@ class MockServer:
         self.port = sock.getsockname()[1]
 
     async def stop(self) -> None:
+        # Ongoing faults end with the server; a stalled connection could not even hear its close frame.
+        self.faults.clear()
         if self._pump_task is not None:
             self._pump_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
