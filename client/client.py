@@ -12,7 +12,7 @@ import inspect
 import logging
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
@@ -27,7 +27,7 @@ from .decode import Ack, Text, Welcome, decode
 from .errors import AuthError, GaveUp
 from .events import Connected, Depth, Disconnected, Gap, Kline, Resubscribed, ServerError, Trade
 from .pacer import Pacer
-from .queue import EventQueue
+from .queue import EMPTY, EventQueue
 from .rest import batch_kline, rest_base
 from .subscriptions import DEPTH, TRADE, SubscriptionBook, kline_channel
 
@@ -100,7 +100,14 @@ class InfowayClient:
         self.queue = EventQueue(cfg.queue_size, cfg.queue_policy)
         self.on_event = on_event
         self.gaps: list[Gap] = []  # every gap reported so far, first_after filled in as pushes return
-        self.counts: dict[str, int] = {"trade": 0, "depth": 0, "kline": 0, "error": 0, "other": 0}
+        self.counts: dict[str, int] = {
+            "trade": 0,
+            "depth": 0,
+            "kline": 0,
+            "error": 0,
+            "control": 0,
+            "other": 0,
+        }
         self.reconnects = 0
         self.last_message_at: float | None = None
         self.connected = asyncio.Event()
@@ -112,7 +119,8 @@ class InfowayClient:
         self._closing = False
         self._fatal: BaseException | None = None
         self._wake = asyncio.Event()
-        self._last_push: dict[tuple[str, str], int] = {}
+        # channel -> symbol -> market time of the last push (nested so the hot path builds no tuple)
+        self._last_push: dict[str, dict[str, int]] = {}
         self._open_gaps: dict[tuple[str, str], int] = {}  # pair -> index in self.gaps
         self._kline_seen: dict[tuple[int, str], int] = {}  # (type, symbol) -> newest candle open time (s)
         self._offline_since: int | None = None
@@ -121,7 +129,7 @@ class InfowayClient:
         # When we sent something the server answers (a heartbeat with ack, a subscribe) and have heard
         # nothing since. Silence only proves a dead peer when it follows such a frame: a quiet server
         # with nothing to answer, or our own pacer holding frames back, is not a dead one.
-        self._reply_due: float | None = None
+        self._reply_due: tuple[float, int] | None = None  # (sent at, frames_in at that moment)
 
     # -- lifecycle -------------------------------------------------------------------------------------
 
@@ -143,6 +151,10 @@ class InfowayClient:
         if ws is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(ws.close(), 2)
+            # A reader blocked on a full queue never sees the server's close frame: without this the
+            # socket lingers until garbage collection and the server keeps pushing into it.
+            if ws.transport is not None:
+                ws.transport.abort()
         if self._runner is not None:
             self._runner.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -152,16 +164,37 @@ class InfowayClient:
     async def wait_connected(self, timeout: float | None = None) -> None:
         await asyncio.wait_for(self.connected.wait(), timeout)
 
-    def __aiter__(self) -> InfowayClient:
-        return self
+    def __aiter__(self) -> AsyncIterator[Any]:
+        return self._events()
+
+    async def _events(self) -> AsyncIterator[Any]:
+        # An async generator resumes one frame per event instead of building a coroutine per
+        # __anext__ call: measurably cheaper on the consumption hot path.
+        get_nowait = self.queue.get_nowait
+        while True:
+            ev = get_nowait()
+            if ev is EMPTY:
+                try:
+                    ev = await self.__anext__()
+                except StopAsyncIteration:  # must not escape a generator (PEP 479)
+                    return
+            yield ev
 
     async def __anext__(self) -> Any:
+        ev = self.queue.get_nowait()
+        if ev is not EMPTY:
+            return ev
         try:
             return await self.queue.get()
         except StopAsyncIteration:
             if self._fatal is not None:
                 raise self._fatal from None
             raise
+
+    @property
+    def frames_in(self) -> int:
+        """Every frame received so far; the watchdog samples it instead of reading a clock per frame."""
+        return sum(self.counts.values())
 
     @property
     def stats(self) -> dict[str, Any]:
@@ -211,7 +244,7 @@ class InfowayClient:
     def _unsubscribe(self, channel: str, symbols: list[str] | None) -> None:
         gone = self.book.remove(channel, symbols)
         for s in gone:
-            self._last_push.pop((channel, s), None)
+            self._last_push.get(channel, {}).pop(s, None)
         if gone and self._ws is not None:
             self._outbox.extend(self.book.unsubscribe_frames(channel, None if symbols is None else gone))
             self._outbox_ready.set()
@@ -304,6 +337,8 @@ class InfowayClient:
             if watchdog.done() and not watchdog.cancelled() and isinstance(watchdog.result(), str):
                 outcome = _Outcome(watchdog.result(), self._last_error)
             self._ws = None
+            if ws.transport is not None and not ws.transport.is_closing():
+                ws.transport.abort()  # the session is over whichever way it ended; never leak the socket
             self.connected.clear()
             self.book.forget_connection(gen)
             self._offline_since = int(time.time() * 1000)
@@ -312,33 +347,54 @@ class InfowayClient:
 
     async def _reader(self, ws: Any, gen: int, replaying: bool) -> _Outcome:
         queue_put = self.queue.put
+        offer = self.queue.offer
         callback = self.on_event
         counts = self.counts
         last_push = self._last_push
+        last_trade = last_push.setdefault(TRADE, {})
+        last_depth = last_push.setdefault(DEPTH, {})
         open_gaps = self._open_gaps
         try:
             async for message in ws:
-                self.last_message_at = time.monotonic()
-                self._reply_due = None
                 ev = decode(message)
                 t = type(ev)
-                if t is Trade or t is Depth or t is Kline:
-                    kind = ev.kind
-                    counts[kind] += 1
+                # Trades dominate the stream: their path is kept to the few operations it needs.
+                if t is Trade:
                     raw = ev.raw
-                    pair = (kline_channel(raw["ty"]) if t is Kline else kind, raw["s"])
-                    mt = raw["t"] if t is not Kline else int(raw["t"]) * 1000
-                    last_push[pair] = mt
+                    counts["trade"] += 1
+                    last_trade[raw["s"]] = raw["t"]
                     if open_gaps:
-                        self._close_gap(pair, mt)
-                    if t is Kline:
-                        key = (raw["ty"], raw["s"])
-                        self._kline_seen[key] = max(self._kline_seen.get(key, 0), int(raw["t"]))
+                        self._close_gap((TRADE, raw["s"]), raw["t"])
                     if callback is None:
-                        await queue_put(ev)
+                        if not offer(ev):
+                            await queue_put(ev)
                     else:
-                        await self._call(ev)
+                        result = callback(ev)
+                        if result is not None and inspect.isawaitable(result):
+                            await result
+                elif t is Depth or t is Kline:
+                    raw = ev.raw
+                    if t is Depth:
+                        counts["depth"] += 1
+                        channel, mt = DEPTH, raw["t"]
+                        last_depth[raw["s"]] = mt
+                    else:
+                        counts["kline"] += 1
+                        channel, mt = kline_channel(raw["ty"]), int(raw["t"]) * 1000
+                        last_push.setdefault(channel, {})[raw["s"]] = mt
+                        key = (raw["ty"], raw["s"])
+                        self._kline_seen[key] = max(self._kline_seen.get(key, 0), mt // 1000)
+                    if open_gaps:
+                        self._close_gap((channel, raw["s"]), mt)
+                    if callback is None:
+                        if not offer(ev):
+                            await queue_put(ev)
+                    else:
+                        result = callback(ev)
+                        if result is not None and inspect.isawaitable(result):
+                            await result
                 elif t is Ack:
+                    counts["control"] += 1
                     if self.book.ack(ev.trace, gen) is not None and replaying and not self.book.awaiting(gen):
                         replaying = False
                         self._resubscribed()
@@ -347,7 +403,7 @@ class InfowayClient:
                     self._last_error = ev.code
                     self._emit(ev)
                 elif t is Welcome or t is Text:
-                    pass
+                    counts["control"] += 1
                 else:
                     counts["other"] += 1
         except ConnectionClosed as e:
@@ -393,7 +449,7 @@ class InfowayClient:
             if frame["code"] != 10010:
                 self.book.sent(trace, frame, now, gen, needs_ack)
             if self._reply_due is None and (needs_ack or frame.get("ack") == 1):
-                self._reply_due = now
+                self._reply_due = (now, self.frames_in)
             await ws.send(orjson.dumps(frame).decode())
 
     async def _heartbeat(self) -> None:
@@ -414,12 +470,18 @@ class InfowayClient:
         tick = min(dead_after, idle_after or dead_after, cfg.ack_timeout) / 4
         last_push_seen = time.monotonic()
         pushes = -1
+        frames = self.frames_in
         while True:
             await asyncio.sleep(tick)  # the watchdog's sampling period
             now = time.monotonic()
-            silent = now - (self.last_message_at or now)
+            if self.frames_in != frames:
+                frames = self.frames_in
+                self.last_message_at = now  # to the watchdog's resolution, which is all it needs
             due = self._reply_due
-            if (due is not None and now - due >= dead_after) or (
+            if due is not None and frames != due[1]:
+                due = self._reply_due = None  # something arrived after that frame went out
+            silent = now - (self.last_message_at or now)
+            if (due is not None and now - due[0] >= dead_after) or (
                 not cfg.heartbeat_ack and silent >= dead_after
             ):
                 reason = f"dead peer: no frame for {silent:.1f}s"
@@ -457,7 +519,8 @@ class InfowayClient:
         now = int(time.time() * 1000)
         gaps = []
         for pair in sorted(self.book.pairs()):
-            gap = Gap(pair[0], pair[1], self._offline_since, now, self._last_push.get(pair))
+            last = self._last_push.get(pair[0], {}).get(pair[1])
+            gap = Gap(pair[0], pair[1], self._offline_since, now, last)
             self._open_gaps[pair] = len(self.gaps)
             self.gaps.append(gap)
             gaps.append(gap)

@@ -9,6 +9,7 @@ from typing import Any
 from .events import Depth
 
 POLICIES = ("block", "drop-oldest", "keep-latest")
+EMPTY = object()
 
 
 class _Latest:
@@ -41,6 +42,54 @@ class EventQueue:
         g = self._getter
         if g is not None and not g.done():
             g.set_result(None)
+
+    def offer(self, event: Any) -> bool:
+        """Queue a push without waiting; False only under "block" with the queue full (then await put)."""
+        data = self._data
+        if len(data) < self.maxsize and (self.policy != "keep-latest" or type(event) is not Depth):
+            data.append(event)
+            g = self._getter
+            if g is not None and not g.done():
+                g.set_result(None)
+            return True
+        if self.policy == "block":
+            return False
+        self._put_overflowing(event)
+        return True
+
+    def _put_overflowing(self, event: Any) -> None:
+        if self.policy == "keep-latest" and type(event) is Depth:
+            slot = self._latest.get(event.symbol)
+            if slot is not None:
+                slot.event = event
+                self.dropped += 1
+                return
+            slot = self._latest[event.symbol] = _Latest(event.symbol, event)
+            event = slot
+        data = self._data
+        while len(data) >= self.maxsize:
+            old = data.popleft()
+            if type(old) is _Latest:
+                del self._latest[old.symbol]
+            self.dropped += 1
+        data.append(event)
+        self._wake_getter()
+
+    def get_nowait(self) -> Any:
+        """The next event, or EMPTY: the consumer's fast path when events are already waiting."""
+        if self._control:
+            return self._control.popleft()
+        data = self._data
+        if not data:
+            return EMPTY
+        item = data.popleft()
+        p = self._putter
+        if p is not None and not p.done():
+            p.set_result(None)
+        if type(item) is _Latest:
+            del self._latest[item.symbol]
+            return item.event
+        return item
 
     async def put(self, event: Any) -> None:
         """Queue a push; under "block" this waits for room (back-pressure reaches the socket)."""
