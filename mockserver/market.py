@@ -35,19 +35,9 @@ def fmt(n: int, decimals: int) -> str:
 _FORMATS = {d: f"%d.%0{d}d" for d in range(1, 19)}
 
 
-class Trade:
-    __slots__ = ("p", "p_i", "s", "t", "td", "v", "v_i", "vw")
-
-    def __init__(self, s: str, p: str, v: str, vw: str, t: int, td: int, p_i: int, v_i: int) -> None:
-        self.s, self.p, self.v, self.vw, self.t, self.td = s, p, v, vw, t, td
-        self.p_i, self.v_i = p_i, v_i
-
-    def to_push(self) -> dict[str, Any]:
-        """The `data` of a 10002 push (and a batch_trade row)."""
-        return {"s": self.s, "p": self.p, "v": self.v, "vw": self.vw, "t": self.t, "td": self.td}
-
-    def __repr__(self) -> str:
-        return f"Trade({self.s} p={self.p} v={self.v} t={self.t} td={self.td})"
+# A trade is the `data` dict of its 10002 push (s, p, v, vw, t, td), built once by the market and
+# shared read-only by every consumer: a class with a constructor cost more than the rest of a trade.
+Trade = dict[str, Any]
 
 
 class _Symbol:
@@ -120,7 +110,9 @@ class Market:
     def _generate(self, st: _Symbol, now_ms: int, out: list[Trade]) -> None:
         inst = st.inst
         rng = st.rng
-        gauss, expo, lognorm = rng.gauss, rng.expovariate, rng.lognormvariate
+        # gauss() (Box-Muller, two values per draw) and an inlined exponential are the cheapest
+        # seeded draws in the stdlib; lognormvariate's rejection loop cost more than the rest.
+        gauss, uniform, exp, log = rng.gauss, rng.random, math.exp, math.log
         tick, pd, vd = inst.tick, inst.price_decimals, inst.volume_decimals
         pscale = 10**pd
         # Formatting inlined: three decimal strings per trade are most of the cost of a trade.
@@ -136,29 +128,27 @@ class Market:
         limit = self.max_trades_per_advance
         while t <= now_ms:
             if n >= limit:
-                t = now_ms + expo(1.0) * gap
+                t = now_ms - log(1.0 - uniform()) * gap
                 break
-            log_price += sigma * gauss(0.0, 1.0)
-            new_p = max(tick, round(math.exp(log_price) * pscale / tick) * tick)
-            td = 1 if new_p > p_i else 2 if new_p < p_i else (1 if rng.random() < 0.5 else 2)
+            log_price += sigma * gauss()
+            new_p = max(tick, round(exp(log_price) * pscale / tick) * tick)
+            td = 1 if new_p > p_i else 2 if new_p < p_i else (1 if uniform() < 0.5 else 2)
             p_i = new_p
-            v_i = max(1, int(lognorm(mu_v, 0.9)))
+            v_i = max(1, int(exp(mu_v + 0.9 * gauss())))
             ti = int(t)
             w_i = p_i * v_i
-            trade = Trade(
-                symbol,
-                pf % divmod(p_i, ps) if pf else str(p_i),
-                vf % divmod(v_i, vs) if vf else str(v_i),
-                wf % divmod(w_i, ws) if wf else str(w_i),
-                ti,
-                td,
-                p_i,
-                v_i,
-            )
+            trade = {
+                "s": symbol,
+                "p": pf % divmod(p_i, ps) if pf else str(p_i),
+                "v": vf % divmod(v_i, vs) if vf else str(v_i),
+                "vw": wf % divmod(w_i, ws) if wf else str(w_i),
+                "t": ti,
+                "td": td,
+            }
             book.add_trade(ti, p_i, v_i)
             out.append(trade)
             n += 1
-            t += expo(1.0) * gap
+            t -= log(1.0 - uniform()) * gap
         st.log_price, st.p_i, st.next_t = log_price, p_i, t
         if n:
             st.last = out[-1]
@@ -291,7 +281,7 @@ class Market:
             start = previous_start(ty, end)
             seconds = (end - start) / 1000.0
             sigma = inst.volatility * math.sqrt(seconds / _YEAR_S)
-            open_ = close - sigma * rng.gauss(0.0, 1.0)
+            open_ = close - sigma * rng.gauss()
             hi = max(open_, close) + abs(rng.gauss(0.0, sigma * 0.5))
             lo = min(open_, close) - abs(rng.gauss(0.0, sigma * 0.5))
 
@@ -311,7 +301,7 @@ class Market:
 
 
 def _trade_time(t: Trade) -> int:
-    return t.t
+    return t["t"]
 
 
 def _strictly_descending(prices: list[int], tick: int) -> list[int]:

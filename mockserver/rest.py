@@ -85,7 +85,7 @@ def _route(server: MockServer, m: re.Match[str], query: dict[str, str]) -> list[
         for code in _codes(server, business, m["trade"]):
             last = market.last_trade(code)
             if last is not None:
-                rows.append(last.to_push())
+                rows.append(dict(last))
         return rows
     if m["depth"]:
         return [market.depth(code, market_now) for code in _codes(server, business, m["depth"])]

@@ -30,6 +30,7 @@ from .catalogue import Catalogue
 from .clock import Clock
 from .config import ServerConfig, mask_key
 from .control import ControlChannel, is_loopback
+from .fanout import Batch, text_frame
 from .faults import FaultEngine
 from .hub import Hub
 from .limits import QuotaBook
@@ -92,6 +93,7 @@ class MockServer:
         self.sessions: dict[int, tuple[Session, InfowayConnection]] = {}
         self.contract_violations: list[str] = []  # the first 100; metrics count them all
         self._checkers: dict[int, Any] = {}
+        self._batch: Batch | None = None  # set while a pump runs: pushes are written once it ends
         self._ids = itertools.count(1)
         self._rng = random.Random(self.config.seed)
         self._server: Server | None = None
@@ -486,16 +488,10 @@ class MockServer:
             now = clock.monotonic()
             market_now = clock.market_ms(now)
             self._drop_slow_consumers()
+            self._batch = batch = Batch()
             trades = self.market.advance(market_now)
-            hub_trades = self.hub.trades
-            for trade in trades:
-                subs = hub_trades.get(trade.s)
-                if subs:
-                    if cfg.legacy_trade_push:
-                        d = trade.to_push()
-                        self._push(subs, LEGACY_TRADE, {k: d[k] for k in ("s", "p", "v", "t")})
-                    else:
-                        self._push(subs, PUSH_TRADE, trade.to_push())
+            if trades:
+                self._push_trades(trades, batch)
             if now >= next_depth:
                 next_depth = max(next_depth + cfg.depth_interval, now)
                 for symbol, subs in list(self.hub.depth.items()):
@@ -504,28 +500,71 @@ class MockServer:
                 next_kline = max(next_kline + cfg.kline_interval, now)
                 for (symbol, ty), subs in list(self.hub.klines.items()):
                     self._push(subs, PUSH_KLINE, self.market.kline(symbol, ty, market_now))
+            self._batch = None
+            batch.flush()
             await asyncio.sleep(cfg.pump_interval)
+
+    def _push_trades(self, trades: list[Any], batch: Batch) -> None:
+        """The hottest loop of the server: one frame per trade, encoded and checked once, then fanned
+        out. Anything unusual (legacy pushes, send timestamps, faults in play) takes the general path."""
+        hub_trades = self.hub.trades
+        cfg = self.config
+        if cfg.legacy_trade_push or cfg.send_timestamp or self.faults.shaped:
+            for trade in trades:
+                subs = hub_trades.get(trade["s"])
+                if subs:
+                    if cfg.legacy_trade_push:
+                        self._push(subs, LEGACY_TRADE, {k: trade[k] for k in ("s", "p", "v", "t")})
+                    else:
+                        self._push(subs, PUSH_TRADE, trade)
+            return
+        check = self._checker(PUSH_TRADE) if cfg.strict else None
+        dumps, add = orjson.dumps, batch.add
+        sent = 0
+        for trade in trades:
+            subs = hub_trades.get(trade["s"])
+            if not subs:
+                continue
+            frame = {"code": PUSH_TRADE, "data": trade}
+            if check is not None:
+                try:
+                    check(frame)
+                except schemas.ContractError as e:
+                    self._violation(frame, e)
+            add(subs, text_frame(dumps(frame)))
+            sent += len(subs)
+        self.metrics.frames_sent[PUSH_TRADE] += sent
+
+    def _checker(self, code: int) -> Any:
+        checker = self._checkers.get(code)
+        if checker is None:
+            checker = self._checkers[code] = schemas.server_frame_checker(code)
+        return checker
 
     def _push(self, subs: set[InfowayConnection], code: int, data: dict[str, Any]) -> None:
         frame: dict[str, Any] = {"code": code, "data": data}
         if self.config.send_timestamp:
             frame["st"] = self.clock.wall_ms()
         if self.config.strict:
-            checker = self._checkers.get(code)
-            if checker is None:
-                checker = self._checkers[code] = schemas.server_frame_checker(code)
             try:
-                checker(frame)
+                self._checker(code)(frame)
             except schemas.ContractError as e:
                 self._violation(frame, e)
         self.metrics.frames_sent[code] += len(subs)
         data = orjson.dumps(frame)
+        batch = self._batch
         shaped = self.faults.shaped
         if shaped and not shaped.keys().isdisjoint(subs):
-            # Only connections under an ongoing fault take the slow path; the rest share one broadcast.
-            broadcast([c for c in subs if c not in shaped], data, text=True)
+            # Only connections under an ongoing fault take the slow path; the rest share one frame.
+            plain = [c for c in subs if c not in shaped]
+            if batch is not None:
+                batch.add(plain, text_frame(data))
+            else:
+                broadcast(plain, data, text=True)
             for conn in subs & shaped.keys():
                 self.faults.push(conn, data)
+        elif batch is not None:
+            batch.add(subs, text_frame(data))
         else:
             broadcast(subs, data, text=True)
 

@@ -1,0 +1,59 @@
+"""Fan-out of pushes: each frame encoded once, written to every subscriber in one batch per pump.
+
+Server-to-client WebSocket frames are unmasked and (with compression off, as here) identical for
+every connection, so a push is framed once and the same bytes go to all subscribers. During a pump
+the frames for each connection are collected and handed to its transport in one `writelines`, so a
+connection costs one syscall per pump instead of one per frame. websockets' `broadcast()` instead
+re-serialises the frame per connection and writes each one separately.
+
+Only connections whose protocol is OPEN receive pushes, as with `broadcast()`: once a close frame has
+gone out, nothing more may follow it.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Any
+
+from websockets.protocol import State
+
+_OPEN = State.OPEN
+_LEN16 = struct.Struct("!BBH").pack
+_LEN64 = struct.Struct("!BBQ").pack
+
+
+def text_frame(payload: bytes) -> bytes:
+    """A complete unmasked FIN text frame (RFC 6455 section 5.2) carrying `payload` (UTF-8)."""
+    n = len(payload)
+    if n < 126:
+        return bytes((0x81, n)) + payload
+    if n < 65536:
+        return _LEN16(0x81, 126, n) + payload
+    return _LEN64(0x81, 127, n) + payload
+
+
+class Batch:
+    """Frames queued per connection during one pump, written when the pump ends."""
+
+    __slots__ = ("pending",)
+
+    def __init__(self) -> None:
+        self.pending: dict[Any, list[bytes]] = {}
+
+    def add(self, conns: Any, frame: bytes) -> None:
+        pending = self.pending
+        for conn in conns:
+            chunks = pending.get(conn)
+            if chunks is None:
+                if conn.protocol.state is not _OPEN:
+                    continue
+                chunks = pending[conn] = []
+            chunks.append(frame)
+
+    def flush(self) -> None:
+        pending, self.pending = self.pending, {}
+        for conn, chunks in pending.items():
+            transport = conn.transport
+            # The state may have changed while the pump ran (a fault closed it): check again.
+            if transport is not None and conn.protocol.state is _OPEN and not transport.is_closing():
+                transport.writelines(chunks)
