@@ -61,6 +61,9 @@ class ServerConfig:
     # Bounds.
     max_frame_size: int = 64 * 1024  # larger client frames are closed with 1009
     max_send_buffer: int = 4 * 1024 * 1024  # bytes queued to one client before it is dropped as too slow
+    # Benchmarks only (0 = off): hold the market pump while any connection has more than this many bytes
+    # queued, as a bare server measuring delivered throughput would, instead of queueing without end.
+    pump_high_water: int = 0
     max_codes_per_request: int = 1000  # more codes in one request: error 506
     max_trace_length: int = 256
 

@@ -488,6 +488,9 @@ class MockServer:
             now = clock.monotonic()
             market_now = clock.market_ms(now)
             self._drop_slow_consumers()
+            if cfg.pump_high_water and self._backlogged(cfg.pump_high_water):
+                await asyncio.sleep(cfg.pump_interval)
+                continue
             self._batch = batch = Batch()
             trades = self.market.advance(market_now)
             if trades:
@@ -567,6 +570,13 @@ class MockServer:
             batch.add(subs, text_frame(data))
         else:
             broadcast(subs, data, text=True)
+
+    def _backlogged(self, high_water: int) -> bool:
+        for _, conn in self.sessions.values():
+            transport = conn.transport
+            if transport is not None and transport.get_write_buffer_size() > high_water:
+                return True
+        return False
 
     def _drop_slow_consumers(self) -> None:
         bound = self.config.max_send_buffer
