@@ -52,11 +52,15 @@ class ServerProcess:
 
     def stats(self) -> tuple[float, int]:
         """(CPU seconds used, frames sent) so far; the server keeps serving."""
-        self._stop.send("stats")
-        if not self._stop.poll(30):
-            raise RuntimeError("benchmark server did not answer")
-        cpu, frames = self._stop.recv()
+        cpu, frames = self.ask("stats")
         return float(cpu), int(frames)
+
+    def ask(self, command: str) -> Any:
+        """Run one of the server's named commands (serve_control's `commands`) and return its answer."""
+        self._stop.send(command)
+        if not self._stop.poll(60):
+            raise RuntimeError(f"benchmark server did not answer {command!r}")
+        return self._stop.recv()
 
     def __exit__(self, *exc: object) -> None:
         try:
@@ -69,16 +73,22 @@ class ServerProcess:
             self.proc.join(5)
 
 
-def serve_control(ctl: Any, stats: Callable[[], tuple[float, int]], stop: Callable[[], None]) -> None:
+def serve_control(
+    ctl: Any,
+    stats: Callable[[], tuple[float, int]],
+    stop: Callable[[], None],
+    commands: dict[str, Callable[[], Any]] | None = None,
+) -> None:
     """Inside a server process: answer the parent's pipe from the running asyncio loop."""
     import asyncio
 
     loop = asyncio.get_running_loop()
+    table = {"stats": stats, **(commands or {})}
 
     def on_readable() -> None:
         msg = ctl.recv()
-        if msg == "stats":
-            ctl.send(stats())
+        if msg in table:
+            ctl.send(table[msg]())
         else:
             loop.remove_reader(ctl.fileno())
             stop()

@@ -1,0 +1,179 @@
+"""`make bench`: every benchmark, one table at the end, reports/bench.json and PNG plots.
+
+Every figure is a ratio to a baseline measured in the same run (baseline and candidate alternated,
+medians of the repetitions), with the absolute numbers beside it. Runs in a few minutes on 2 cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from loadtests.harness import format_table
+
+# What the issues ask of each ratio (None: informational). Keys are benchmark-name prefixes.
+TARGETS = {
+    "push rate, 1 connection: delivered": 0.6,
+    "fan-out, 100 connections: delivered": 0.6,
+    "client consumption (async for)": 0.7,
+}
+
+
+def machine() -> dict[str, Any]:
+    cpu = platform.processor() or ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+    }
+
+
+def target_for(name: str) -> float | None:
+    return next((t for prefix, t in TARGETS.items() if name.startswith(prefix)), None)
+
+
+def plot(rows: list[dict[str, Any]], out: Path) -> list[str]:
+    """Two PNGs: ratio per benchmark (with targets), and every repetition relative to its baseline's
+    median, which shows how noisy each figure was."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:  # the load extra is not installed: the table and JSON still stand
+        return []
+    rated = [r for r in rows if r.get("ratio_value") is not None]
+    names = [r["benchmark"] for r in rated]
+    files = []
+
+    fig, ax = plt.subplots(figsize=(10, 0.45 * len(rated) + 1.5))
+    ys = range(len(rated))
+    ax.barh(ys, [r["ratio_value"] for r in rated], color="#4c72b0")
+    for y, r in zip(ys, rated, strict=True):
+        t = target_for(r["benchmark"])
+        if t is not None:
+            ax.plot([t, t], [y - 0.4, y + 0.4], color="#c44e52", lw=2)
+        ax.text(r["ratio_value"], y, f" {r['ratio_value']:.2f}", va="center", fontsize=8)
+    ax.axvline(1.0, color="grey", lw=0.8, ls="--")
+    ax.set_yticks(list(ys), names, fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlabel("candidate / baseline, same run (red: target)")
+    ax.set_xscale("log")
+    fig.tight_layout()
+    path = out / "bench-ratios.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    files.append(str(path))
+
+    fig, ax = plt.subplots(figsize=(10, 0.45 * len(rated) + 1.5))
+    for y, r in enumerate(rated):
+        base = r["baseline_value"]
+        for j, (series, vals) in enumerate(r["values"].items()):
+            flat = [v if isinstance(v, int | float) else v[0] for v in vals]
+            ax.scatter([v / base for v in flat], [y + (j - 0.5) * 0.2] * len(flat), s=12, label=series)
+    ax.set_yticks(range(len(rated)), names, fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xscale("log")
+    ax.set_xlabel("each repetition / median of its baseline (spread = machine noise)")
+    fig.tight_layout()
+    path = out / "bench-repetitions.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    files.append(str(path))
+    return files
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--repetitions", type=int, default=5, help="per figure; at least 5 for reports")
+    ap.add_argument("--out", default="reports", help="directory for bench.json and the plots")
+    ap.add_argument("--storm-clients", type=int, default=1000)
+    ap.add_argument("--big-fanout", type=int, default=1000)
+    ap.add_argument(
+        "--only",
+        nargs="+",
+        choices=["validation", "server", "connections", "storm", "client"],
+        help="run only these parts",
+    )
+    a = ap.parse_args(argv)
+    parts = set(a.only or ["validation", "server", "connections", "storm", "client"])
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    reps = a.repetitions
+    rows: list[dict[str, Any]] = []
+    started = time.time()
+
+    def section(name: str, fn: Any) -> None:
+        t0 = time.perf_counter()
+        print(f"== {name} ...", flush=True)
+        got = fn()
+        rows.extend(got)
+        print(format_table(got), f"\n   ({time.perf_counter() - t0:.0f} s)\n", flush=True)
+
+    if "validation" in parts:
+        from loadtests import bench_validation
+
+        section("validation cost per frame", lambda: bench_validation.run(reps))
+    if "server" in parts:
+        from loadtests import bench_server
+
+        section("mock push rate and fan-out", lambda: bench_server.run(reps, 1.5, (1, 100)))
+        section(
+            f"fan-out to {a.big_fanout}",
+            lambda: bench_server.run(reps, 1.5, (a.big_fanout,)),
+        )
+    if "connections" in parts:
+        from loadtests import bench_connections
+
+        section("handshakes", lambda: bench_connections.run_handshakes(reps))
+    if "storm" in parts:
+        from loadtests import bench_connections
+
+        section(
+            "reconnect storm",
+            lambda: bench_connections.run_storm(max(3, reps // 2), a.storm_clients),
+        )
+    if "client" in parts:
+        from loadtests import bench_client
+
+        section("client consumption", lambda: bench_client.run(reps))
+
+    for r in rows:
+        t = target_for(r["benchmark"])
+        if t is not None and r.get("ratio_value") is not None:
+            r["target"] = t
+            r["meets_target"] = r["ratio_value"] >= t
+    report = {
+        "when": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
+        "seconds": round(time.time() - started, 1),
+        "repetitions": reps,
+        "machine": machine(),
+        "results": rows,
+    }
+    (out / "bench.json").write_text(json.dumps(report, indent=2, default=str))
+    plots = plot(rows, out)
+    print("== all benchmarks (median of", reps, "repetitions; ratio = candidate / baseline, same run)")
+    print(format_table(rows))
+    missed = [r["benchmark"] for r in rows if r.get("meets_target") is False]
+    for name in missed:
+        print(f"below target: {name}")
+    print(f"\nwrote {out / 'bench.json'}" + "".join(f", {p}" for p in plots), f"in {report['seconds']} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
