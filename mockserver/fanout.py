@@ -7,12 +7,15 @@ connection costs one syscall per pump instead of one per frame. websockets' `bro
 re-serialises the frame per connection and writes each one separately.
 
 Only connections whose protocol is OPEN receive pushes, as with `broadcast()`: once a close frame has
-gone out, nothing more may follow it.
+gone out, nothing more may follow it. A connection whose send buffer is over its bound once its batch
+is written (what the kernel would not take) is handed to `on_overflow` at once, so queued memory per
+connection never outlives the flush that exceeded the bound.
 """
 
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from typing import Any
 
 from websockets.protocol import State
@@ -35,10 +38,12 @@ def text_frame(payload: bytes) -> bytes:
 class Batch:
     """Frames queued per connection during one pump, written when the pump ends."""
 
-    __slots__ = ("pending",)
+    __slots__ = ("bound", "on_overflow", "pending")
 
-    def __init__(self) -> None:
+    def __init__(self, bound: int, on_overflow: Callable[[Any], None]) -> None:
         self.pending: dict[Any, list[bytes]] = {}
+        self.bound = bound
+        self.on_overflow = on_overflow
 
     def add(self, conns: Any, frame: bytes) -> None:
         pending = self.pending
@@ -57,3 +62,5 @@ class Batch:
             # The state may have changed while the pump ran (a fault closed it): check again.
             if transport is not None and conn.protocol.state is _OPEN and not transport.is_closing():
                 transport.writelines(chunks)
+                if transport.get_write_buffer_size() > self.bound:
+                    self.on_overflow(conn)

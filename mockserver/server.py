@@ -10,6 +10,7 @@ import hmac
 import itertools
 import logging
 import random
+import re
 import secrets
 import uuid
 from collections.abc import Iterable
@@ -40,6 +41,24 @@ from .report import ConnectionRecord, Rules, build_report
 from .session import Close, Send, Session, Subscribe, Unsubscribe, error_frame
 
 log = logging.getLogger("infoway.mock")
+
+
+class _MaskKeys(logging.Filter):
+    """websockets logs request lines and headers at debug level: API keys there are masked too."""
+
+    _KEY = re.compile(r"(?i)(apikey\s*[=:]\s*)([^&\s]+)")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if "apikey" in message.lower():
+            record.msg = self._KEY.sub(lambda m: m.group(1) + mask_key(m.group(2)), message)
+            record.args = ()
+        return True
+
+
+# A child of websockets.server, so whoever configures websockets' logging configures this one too.
+ws_log = logging.getLogger("websockets.server.infoway")
+ws_log.addFilter(_MaskKeys())
 
 BUSINESSES = ("common", "stock", "crypto", "japan", "india")
 PUSH_TRADE, PUSH_DEPTH, PUSH_KLINE, LEGACY_TRADE = 10002, 10005, 10008, 10000
@@ -136,6 +155,7 @@ class MockServer:
             compression=None,
             write_limit=cfg.max_send_buffer,
             server_header="infoway-mock",
+            logger=ws_log,
         )
         sock = next(iter(self._server.sockets))
         self.port = sock.getsockname()[1]
@@ -491,7 +511,7 @@ class MockServer:
             if cfg.pump_high_water and self._backlogged(cfg.pump_high_water):
                 await asyncio.sleep(cfg.pump_interval)
                 continue
-            self._batch = batch = Batch()
+            self._batch = batch = Batch(cfg.max_send_buffer, self._drop_slow)
             trades = self.market.advance(market_now)
             if trades:
                 self._push_trades(trades, batch)
@@ -583,12 +603,20 @@ class MockServer:
         for _, conn in list(self.sessions.values()):
             transport = conn.transport
             if transport is not None and transport.get_write_buffer_size() > bound:
-                info = conn.infoway
-                log.warning(
-                    "conn %s dropped: send buffer over %d bytes", info.conn_id if info else "?", bound
-                )
-                self.metrics.slow_consumers_dropped += 1
-                transport.abort()
+                self._drop_slow(conn)
+
+    def _drop_slow(self, conn: InfowayConnection) -> None:
+        transport = conn.transport
+        if transport is None or transport.is_closing():
+            return  # already on its way out: count each connection once
+        info = conn.infoway
+        log.warning(
+            "conn %s dropped: send buffer over %d bytes",
+            info.conn_id if info else "?",
+            self.config.max_send_buffer,
+        )
+        self.metrics.slow_consumers_dropped += 1
+        transport.abort()
 
     def _register_gauges(self) -> None:
         g = self.metrics.gauge
