@@ -46,7 +46,7 @@ load: install
 	$(BIN)/python -m loadtests.run --users $(USERS) --spawn-rate $(SPAWN) --run-time $(DURATION) $(ARGS)
 
 load-reconnect: install
-	$(BIN)/python -m loadtests.run --scenario drops --users $(USERS) --spawn-rate $(SPAWN) --run-time $(DURATION) $(ARGS)
+	$(BIN)/python -m loadtests.run --scenario flaky-network --users $(USERS) --spawn-rate $(SPAWN) --run-time $(DURATION) $(ARGS)
 
 load-distributed: install
 	$(BIN)/python -m loadtests.run --workers 2 --users $(USERS) --spawn-rate $(SPAWN) --run-time $(DURATION) $(ARGS)

@@ -71,6 +71,7 @@ async def _mock_main(port_w: Any, ctl: Any, max_connections: int) -> None:
                 "errors": dict(m.errors_sent),
                 "refused": dict(m.handshakes_refused),
                 "violations": m.contract_violations,
+                "rss_kb": _rss_kb(),
             }
 
         pending: set[asyncio.Task[None]] = set()
@@ -88,6 +89,19 @@ async def _mock_main(port_w: Any, ctl: Any, max_connections: int) -> None:
             {"counters": counters, "drop": drop},
         )
         await done.wait()
+
+
+def _rss_kb() -> int:
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    import resource
+
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 
 
 # -- handshakes -------------------------------------------------------------------------------------------

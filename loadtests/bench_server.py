@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import statistics
 import time
 from typing import Any
@@ -43,7 +44,13 @@ def sample_frames(n: int = 5000, seed: int = 1) -> list[bytes]:
 # -- servers (run in child processes) -------------------------------------------------------------------
 
 
+def _quiet_asyncio() -> None:
+    # Clients vanish with megabytes in flight at the end of every case; asyncio would log each late write.
+    logging.getLogger("asyncio").setLevel(logging.ERROR)
+
+
 def bare_server(port_w: Any, ctl: Any) -> None:
+    _quiet_asyncio()
     asyncio.run(_bare_main(port_w, ctl))
 
 
@@ -89,6 +96,7 @@ async def _bare_main(port_w: Any, ctl: Any) -> None:
 
 
 def mock_server(port_w: Any, ctl: Any, strict: bool) -> None:
+    _quiet_asyncio()
     asyncio.run(_mock_main(port_w, ctl, strict))
 
 
@@ -102,8 +110,8 @@ async def _mock_main(port_w: Any, ctl: Any, strict: bool) -> None:
         symbols=[SYMBOL],
         trade_rate=400_000.0,  # far above what one core can push: the pump runs flat out
         max_send_buffer=1 << 30,
-        max_trades_per_advance=2000,
-        pump_interval=0.0005,  # back to back: the bench measures push capacity, not the cadence
+        max_trades_per_advance=1000,  # pumps small enough for the high-water check to bite
+        pump_interval=0.00005,  # back to back: the bench measures push capacity, not the cadence
         pump_high_water=HIGH_WATER,  # the same back-pressure as the bare server's pusher
     ).with_overrides(max_connections=0)  # 0 = no per-key connection quota: the bench opens 100+
     done = asyncio.Event()
@@ -129,11 +137,13 @@ async def _measure(
     counting = False
 
     go = asyncio.Event()
+    opened: list[Any] = []
     connecting = asyncio.Semaphore(50)  # a handshake flood would measure the listen backlog instead
 
     async def one(i: int, ready: asyncio.Event) -> None:
         async with connecting:
             ws = await websockets.connect(url, compression=None, max_size=None, ping_interval=None)
+        opened.append(ws)
         async with ws:
             ready.set()
             # Nobody subscribes until everyone is connected, so handshakes never queue behind pushes.
@@ -147,9 +157,11 @@ async def _measure(
     tasks = [asyncio.create_task(one(i, readies[i])) for i in range(n_conns)]
     try:
         await asyncio.wait_for(asyncio.gather(*(r.wait() for r in readies)), 120)
+        # Server CPU and frames are taken over warm-up and window together: a fast server fills the
+        # kernel's socket buffers during warm-up and may then rightly sit idle through the window.
+        before = await asyncio.to_thread(stats)
         go.set()
         await asyncio.sleep(warmup)  # let the stream reach steady state before counting
-        before = await asyncio.to_thread(stats)
         counting = True
         t0 = time.perf_counter()
         await asyncio.sleep(window)  # the measurement window itself
@@ -158,6 +170,9 @@ async def _measure(
         elapsed = time.perf_counter() - t0
         after = await asyncio.to_thread(stats)
     finally:
+        # Abort rather than close: a closing handshake would wait behind megabytes of queued pushes.
+        for ws in opened:
+            ws.transport.abort()
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
