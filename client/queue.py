@@ -54,10 +54,11 @@ class EventQueue:
             return True
         if self.policy == "block":
             return False
-        self._put_overflowing(event)
+        self._enqueue(event)
         return True
 
-    def _put_overflowing(self, event: Any) -> None:
+    def _enqueue(self, event: Any) -> None:
+        """Append, making room by the policy: keep-latest folds depth per symbol, else the oldest goes."""
         if self.policy == "keep-latest" and type(event) is Depth:
             slot = self._latest.get(event.symbol)
             if slot is not None:
@@ -93,26 +94,10 @@ class EventQueue:
 
     async def put(self, event: Any) -> None:
         """Queue a push; under "block" this waits for room (back-pressure reaches the socket)."""
-        if self.policy == "keep-latest" and type(event) is Depth:
-            slot = self._latest.get(event.symbol)
-            if slot is not None:
-                slot.event = event
-                self.dropped += 1
-                return
-            slot = self._latest[event.symbol] = _Latest(event.symbol, event)
-            event = slot
-        data = self._data
-        while len(data) >= self.maxsize:
-            if self.policy == "block":
-                self._putter = asyncio.get_running_loop().create_future()
-                await self._putter
-                continue
-            old = data.popleft()
-            if type(old) is _Latest:
-                del self._latest[old.symbol]
-            self.dropped += 1
-        data.append(event)
-        self._wake_getter()
+        while self.policy == "block" and len(self._data) >= self.maxsize:
+            self._putter = asyncio.get_running_loop().create_future()
+            await self._putter
+        self._enqueue(event)
 
     def put_control(self, event: Any) -> None:
         self._control.append(event)
@@ -125,16 +110,8 @@ class EventQueue:
     async def get(self) -> Any:
         """The next event; lifecycle first. Raises StopAsyncIteration once closed and drained."""
         while True:
-            if self._control:
-                return self._control.popleft()
-            if self._data:
-                item = self._data.popleft()
-                p = self._putter
-                if p is not None and not p.done():
-                    p.set_result(None)
-                if type(item) is _Latest:
-                    del self._latest[item.symbol]
-                    return item.event
+            item = self.get_nowait()
+            if item is not EMPTY:
                 return item
             if self._closed:
                 raise StopAsyncIteration
