@@ -444,13 +444,15 @@ class InfowayClient:
             trace = self.book.trace("hb" if frame["code"] == 10010 else "req")
             frame = {"code": frame["code"], "trace": trace, **{k: v for k, v in frame.items() if k != "code"}}
             now = time.monotonic()
-            self.pacer.record(now)
             needs_ack = frame["code"] in (10000, 10003, 10006)
             if frame["code"] != 10010:
                 self.book.sent(trace, frame, now, gen, needs_ack)
             if self._reply_due is None and (needs_ack or frame.get("ack") == 1):
                 self._reply_due = (now, self.frames_in)
             await ws.send(orjson.dumps(frame).decode())
+            # Stamped once the frame is handed to the socket: a send held up by back-pressure reaches
+            # the server later than it left the queue, and the pacer must count it from then.
+            self.pacer.record(time.monotonic())
 
     async def _heartbeat(self) -> None:
         cfg = self.config
