@@ -19,11 +19,11 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import orjson
 import websockets
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
+from websockets.exceptions import ConnectionClosed, ConnectionClosedOK, InvalidHandshake, InvalidStatus
 
 from .backoff import Backoff
 from .config import ClientConfig
-from .decode import Ack, Text, Welcome, decode
+from .decode import Ack, Text, Welcome, from_obj, text
 from .errors import AuthError, GaveUp
 from .events import Connected, Depth, Disconnected, Gap, Kline, Resubscribed, ServerError, Trade
 from .pacer import Pacer
@@ -36,6 +36,9 @@ log = logging.getLogger("infoway.client")
 Callback = Callable[[Any], Awaitable[None] | None]
 _PUSH_TYPES = (Trade, Depth, Kline)
 _KLINE_PERIOD_S = {1: 60, 2: 300, 3: 900, 4: 1800, 5: 3600, 6: 7200, 7: 14400, 8: 86400, 9: 604800}
+
+_new = object.__new__
+_NOT_JSON = object()  # a frame orjson refused: the stock banner, or garbage
 
 
 def _codes(codes: str | Iterable[str]) -> list[str]:
@@ -165,20 +168,7 @@ class InfowayClient:
         await asyncio.wait_for(self.connected.wait(), timeout)
 
     def __aiter__(self) -> AsyncIterator[Any]:
-        return self._events()
-
-    async def _events(self) -> AsyncIterator[Any]:
-        # An async generator resumes one frame per event instead of building a coroutine per
-        # __anext__ call: measurably cheaper on the consumption hot path.
-        get_nowait = self.queue.get_nowait
-        while True:
-            ev = get_nowait()
-            if ev is EMPTY:
-                try:
-                    ev = await self.__anext__()
-                except StopAsyncIteration:  # must not escape a generator (PEP 479)
-                    return
-            yield ev
+        return self.queue.events()
 
     async def __anext__(self) -> Any:
         ev = self.queue.get_nowait()
@@ -269,7 +259,7 @@ class InfowayClient:
             self._fatal = e
             self._emit(Disconnected(str(e), getattr(e, "status", None), None))
         finally:
-            self.queue.close()
+            self.queue.close(self._fatal)
 
     def _next_delay(self, o: _Outcome) -> float:
         b = self.backoff
@@ -354,11 +344,31 @@ class InfowayClient:
         last_trade = last_push.setdefault(TRADE, {})
         last_depth = last_push.setdefault(DEPTH, {})
         open_gaps = self._open_gaps
+        recv = ws.recv
+        loads = orjson.loads
         try:
-            async for message in ws:
-                ev = decode(message)
-                t = type(ev)
-                # Trades dominate the stream: their path is kept to the few operations it needs.
+            while True:
+                # Bytes, not str: orjson parses them as they are, so websockets need not decode UTF-8.
+                message = await recv(False)
+                try:
+                    obj = loads(message)
+                except orjson.JSONDecodeError:
+                    obj = _NOT_JSON
+                # Trades dominate the stream: their test is inlined (the same shape test as
+                # decode.from_obj, which takes everything else) and their path kept short.
+                if (
+                    type(obj) is dict
+                    and obj.get("code") == 10002
+                    and type(raw := obj.get("data")) is dict
+                    and "s" in raw
+                    and "traceId" not in obj
+                ):
+                    ev = _new(Trade)  # Trade(raw) without a Python-level __init__ call
+                    ev.raw = raw
+                    t = Trade
+                else:
+                    ev = from_obj(obj) if obj is not _NOT_JSON else text(message)
+                    t = type(ev)
                 if t is Trade:
                     raw = ev.raw
                     counts["trade"] += 1
@@ -406,6 +416,8 @@ class InfowayClient:
                     counts["control"] += 1
                 else:
                     counts["other"] += 1
+        except ConnectionClosedOK:
+            pass  # the end of the stream, as `async for` would see it
         except ConnectionClosed as e:
             if e.rcvd is not None:
                 return _Outcome(

@@ -35,15 +35,25 @@ ACK_CODES = frozenset({10001, 10004, 10007, 11010, 10011})
 
 def decode(message: str | bytes) -> Any:
     """A push event, an Ack, a Welcome, a ServerError, a Text, or None for frames we don't know."""
+    try:
+        obj = _loads(message)
+    except orjson.JSONDecodeError:
+        return text(message)
+    return from_obj(obj)
+
+
+def text(message: str | bytes) -> Text:
+    return Text(message if isinstance(message, str) else message.decode("utf-8", "replace"))
+
+
+def from_obj(obj: Any) -> Any:
+    """The event for an already parsed frame (the client's reader parses once and fast-paths trades)."""
     # The push path is the hot one: plain lookups inside one try (free in 3.11 when nothing raises);
     # every odd shape falls through to the careful path below.
     try:
-        obj = _loads(message)
         data = obj["data"]
         if type(data) is dict and "s" in data and "traceId" not in obj:
             return _PUSHES[obj["code"]](data)
-    except orjson.JSONDecodeError:
-        return Text(message if isinstance(message, str) else message.decode("utf-8", "replace"))
     except (KeyError, TypeError, IndexError):
         pass
     return _other(obj)

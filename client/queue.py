@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import AsyncIterator
 from typing import Any
 
 from .events import Depth
@@ -34,6 +35,7 @@ class EventQueue:
         self._getter: asyncio.Future[None] | None = None
         self._putter: asyncio.Future[None] | None = None
         self._closed = False
+        self._error: BaseException | None = None
 
     def __len__(self) -> int:
         return len(self._data) + len(self._control)
@@ -103,8 +105,11 @@ class EventQueue:
         self._control.append(event)
         self._wake_getter()
 
-    def close(self) -> None:
+    def close(self, error: BaseException | None = None) -> None:
+        """No more events after those queued; `events()` raises `error` (if any) once drained."""
         self._closed = True
+        if error is not None:
+            self._error = error
         self._wake_getter()
 
     async def get(self) -> Any:
@@ -117,3 +122,28 @@ class EventQueue:
                 raise StopAsyncIteration
             self._getter = asyncio.get_running_loop().create_future()
             await self._getter
+
+    async def events(self) -> AsyncIterator[Any]:
+        """Every event until closed and drained: get() as a generator, with get_nowait's fast path
+        inlined, since resuming one generator per event is the cheapest way to hand events over."""
+        data, control, latest = self._data, self._control, self._latest
+        popleft = data.popleft
+        while True:
+            if control:
+                yield control.popleft()
+            elif data:
+                item = popleft()
+                p = self._putter
+                if p is not None and not p.done():
+                    p.set_result(None)
+                if type(item) is _Latest:
+                    del latest[item.symbol]
+                    item = item.event
+                yield item
+            elif self._closed:
+                if self._error is not None:
+                    raise self._error
+                return
+            else:
+                self._getter = asyncio.get_running_loop().create_future()
+                await self._getter

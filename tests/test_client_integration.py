@@ -234,3 +234,14 @@ async def test_kline_backfill_merges_missed_candles(make_server) -> None:
         times = [k.open_time_s for k in backfilled]
         assert times == sorted(set(times)), "backfilled candles are in order without duplicates"
         assert times[0] >= first.open_time_s
+
+
+async def test_stock_banner_and_legacy_trade_pushes_reach_the_consumer(make_server) -> None:
+    # Off the trade fast path: a non-JSON text frame before the welcome, and the tutorial's 10000 push.
+    srv = await make_server(stock_banner=True, legacy_trade_push=True)
+    async with InfowayClient(srv.ws_url("stock"), **FAST) as client:
+        await client.subscribe_trades("AAPL.US")
+        trade = await next_of(client, Trade, timeout=10)
+        assert trade.symbol == "AAPL.US" and trade.direction == 0 and trade.price > 0
+        assert client.counts["control"] >= 2  # the banner and the welcome, neither an error
+        assert client.counts["error"] == 0
