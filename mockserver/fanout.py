@@ -25,11 +25,15 @@ _LEN16 = struct.Struct("!BBH").pack
 _LEN64 = struct.Struct("!BBQ").pack
 
 
+# Headers of short frames, prebuilt: most pushes are under 126 bytes, and hot loops index this directly.
+SHORT_HEADERS = [bytes((0x81, n)) for n in range(126)]
+
+
 def text_frame(payload: bytes) -> bytes:
     """A complete unmasked FIN text frame (RFC 6455 section 5.2) carrying `payload` (UTF-8)."""
     n = len(payload)
     if n < 126:
-        return bytes((0x81, n)) + payload
+        return SHORT_HEADERS[n] + payload
     if n < 65536:
         return _LEN16(0x81, 126, n) + payload
     return _LEN64(0x81, 127, n) + payload
@@ -54,6 +58,17 @@ class Batch:
                     continue
                 chunks = pending[conn] = []
             chunks.append(frame)
+
+    def add_many(self, conns: Any, frames: list[bytes]) -> None:
+        """Several frames, in order, for the same connections (a run of trades of one symbol)."""
+        pending = self.pending
+        for conn in conns:
+            chunks = pending.get(conn)
+            if chunks is None:
+                if conn.protocol.state is not _OPEN:
+                    continue
+                chunks = pending[conn] = []
+            chunks.extend(frames)
 
     def flush(self) -> None:
         pending, self.pending = self.pending, {}

@@ -126,6 +126,7 @@ class Market:
         mu_v = math.log(inst.typical_volume * st.vd)
         book = st.book
         log_price, p_i, t = st.log_price, st.p_i, st.next_t
+        p_s = pf % divmod(p_i, ps) if pf else str(p_i)
         n = 0
         limit = self.max_trades_per_advance
         while t <= now_ms:
@@ -136,14 +137,18 @@ class Market:
             angle = _TAU * uniform()
             log_price += sigma * radius * cos(angle)
             new_p = max(tick, round(exp(log_price) * pscale / tick) * tick)
-            td = 1 if new_p > p_i else 2 if new_p < p_i else (1 if uniform() < 0.5 else 2)
-            p_i = new_p
+            if new_p != p_i:
+                td = 1 if new_p > p_i else 2
+                p_i = new_p
+                p_s = pf % divmod(p_i, ps) if pf else str(p_i)
+            else:  # an unchanged price (most trades at high rates) reuses its string
+                td = 1 if uniform() < 0.5 else 2
             v_i = max(1, int(exp(mu_v + 0.9 * radius * sin(angle))))
             ti = int(t)
             w_i = p_i * v_i
             trade = {
                 "s": symbol,
-                "p": pf % divmod(p_i, ps) if pf else str(p_i),
+                "p": p_s,
                 "v": vf % divmod(v_i, vs) if vf else str(v_i),
                 "vw": wf % divmod(w_i, ws) if wf else str(w_i),
                 "t": ti,

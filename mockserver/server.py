@@ -31,7 +31,7 @@ from .catalogue import Catalogue
 from .clock import Clock
 from .config import ServerConfig, mask_key
 from .control import ControlChannel, is_loopback
-from .fanout import Batch, text_frame
+from .fanout import SHORT_HEADERS, Batch, text_frame
 from .faults import FaultEngine
 from .hub import Hub
 from .limits import QuotaBook
@@ -542,8 +542,11 @@ class MockServer:
                         self._push(subs, PUSH_TRADE, trade)
             return
         check = self._checker(PUSH_TRADE) if cfg.strict else None
-        dumps, add = orjson.dumps, batch.add
+        dumps, headers = orjson.dumps, SHORT_HEADERS
         sent = 0
+        # Consecutive trades of one symbol go to the same subscribers: they are handed over as one run.
+        run_subs: Any = None
+        run: list[bytes] = []
         for trade in trades:
             subs = hub_trades.get(trade["s"])
             if not subs:
@@ -554,8 +557,16 @@ class MockServer:
                     check(frame)
                 except schemas.ContractError as e:
                     self._violation(frame, e)
-            add(subs, text_frame(dumps(frame)))
+            data = dumps(frame)
+            wire = headers[len(data)] + data if len(data) < 126 else text_frame(data)
+            if subs is not run_subs:
+                if run:
+                    batch.add_many(run_subs, run)
+                run_subs, run = subs, []
+            run.append(wire)
             sent += len(subs)
+        if run:
+            batch.add_many(run_subs, run)
         self.metrics.frames_sent[PUSH_TRADE] += sent
 
     def _checker(self, code: int) -> Any:
