@@ -97,6 +97,26 @@ def plot(rows: list[dict[str, Any]], out: Path) -> list[str]:
     return files
 
 
+def to_markdown(report: dict[str, Any]) -> str:
+    """The table as Markdown, for the README: ratio first, then the absolute figures behind it."""
+    m = report["machine"]
+    lines = [
+        f"{m['cores']} cores, {m['cpu']}, Python {m['python']}; {report['repetitions']} repetitions per "
+        f"figure, medians, baseline and candidate alternated; {report['seconds']:.0f} s in all "
+        f"({report['when']}).",
+        "",
+        "| benchmark | ratio | target | candidate | baseline | ratio of |",
+        "|---|---:|---:|---:|---:|---|",
+    ]
+    for r in report["results"]:
+        target = f">= {r['target']}" if "target" in r else ""
+        lines.append(
+            f"| {r['benchmark']} | {r['ratio']} | {target} | {r['candidate']} | {r['baseline']} | "
+            f"{r['unit']} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--repetitions", type=int, default=5, help="per figure; at least 5 for reports")
@@ -165,13 +185,17 @@ def main(argv: list[str] | None = None) -> int:
         "results": rows,
     }
     (out / "bench.json").write_text(json.dumps(report, indent=2, default=str))
+    (out / "bench.md").write_text(to_markdown(report))
     plots = plot(rows, out)
     print("== all benchmarks (median of", reps, "repetitions; ratio = candidate / baseline, same run)")
     print(format_table(rows))
     missed = [r["benchmark"] for r in rows if r.get("meets_target") is False]
     for name in missed:
         print(f"below target: {name}")
-    print(f"\nwrote {out / 'bench.json'}" + "".join(f", {p}" for p in plots), f"in {report['seconds']} s")
+    print(
+        f"\nwrote {out / 'bench.json'}, {out / 'bench.md'}" + "".join(f", {p}" for p in plots),
+        f"in {report['seconds']} s",
+    )
     return 0
 
 
