@@ -336,8 +336,10 @@ class InfowayClient:
         return outcome
 
     async def _reader(self, ws: Any, gen: int, replaying: bool) -> _Outcome:
-        queue_put = self.queue.put
-        offer = self.queue.offer
+        queue = self.queue
+        queue_put = queue.put
+        offer = queue.offer
+        buffered, maxsize = queue._data, queue.maxsize
         callback = self.on_event
         counts = self.counts
         last_push = self._last_push
@@ -376,7 +378,12 @@ class InfowayClient:
                     if open_gaps:
                         self._close_gap((TRADE, raw["s"]), raw["t"])
                     if callback is None:
-                        if not offer(ev):
+                        # EventQueue.offer inlined for the one case every policy treats alike: room left.
+                        if len(buffered) < maxsize:
+                            buffered.append(ev)
+                            if queue._getter is not None:
+                                queue._wake_getter()
+                        elif not offer(ev):
                             await queue_put(ev)
                     else:
                         result = callback(ev)

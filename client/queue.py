@@ -40,19 +40,28 @@ class EventQueue:
     def __len__(self) -> int:
         return len(self._data) + len(self._control)
 
+    # A waiter is forgotten once woken, so the hot paths test `is not None` and nothing more.
     def _wake_getter(self) -> None:
         g = self._getter
-        if g is not None and not g.done():
-            g.set_result(None)
+        if g is not None:
+            self._getter = None
+            if not g.done():
+                g.set_result(None)
+
+    def _wake_putter(self) -> None:
+        p = self._putter
+        if p is not None:
+            self._putter = None
+            if not p.done():
+                p.set_result(None)
 
     def offer(self, event: Any) -> bool:
         """Queue a push without waiting; False only under "block" with the queue full (then await put)."""
         data = self._data
         if len(data) < self.maxsize and (self.policy != "keep-latest" or type(event) is not Depth):
             data.append(event)
-            g = self._getter
-            if g is not None and not g.done():
-                g.set_result(None)
+            if self._getter is not None:
+                self._wake_getter()
             return True
         if self.policy == "block":
             return False
@@ -86,9 +95,8 @@ class EventQueue:
         if not data:
             return EMPTY
         item = data.popleft()
-        p = self._putter
-        if p is not None and not p.done():
-            p.set_result(None)
+        if self._putter is not None:
+            self._wake_putter()
         if type(item) is _Latest:
             del self._latest[item.symbol]
             return item.event
@@ -133,9 +141,8 @@ class EventQueue:
                 yield control.popleft()
             elif data:
                 item = popleft()
-                p = self._putter
-                if p is not None and not p.done():
-                    p.set_result(None)
+                if self._putter is not None:
+                    self._wake_putter()
                 if type(item) is _Latest:
                     del latest[item.symbol]
                     item = item.event
