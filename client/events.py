@@ -14,6 +14,21 @@ def _ms(t: int) -> datetime:
     return datetime.fromtimestamp(t / 1000, UTC)
 
 
+def _decimal(key: str, doc: str) -> cached_property[Decimal]:
+    """A Decimal view of one string field of `raw`, parsed on first use."""
+
+    def view(self: Push) -> Decimal:
+        return Decimal(self.raw[key])
+
+    view.__doc__ = doc
+    return cached_property(view)
+
+
+def _levels(side: list[list[str]]) -> list[tuple[Decimal, Decimal]]:
+    prices, volumes = side
+    return [(Decimal(p), Decimal(v)) for p, v in zip(prices, volumes, strict=False)]
+
+
 class Push:
     """A market-data push; `raw` is the frame's `data` dict exactly as received."""
 
@@ -40,20 +55,10 @@ class Push:
         return hash((type(self), repr(self.raw)))
 
 
-class Trade(Push):
-    kind = "trade"
+class _Timed(Push):
+    """A push stamped with market time in epoch ms (trades and depth)."""
 
-    @cached_property
-    def price(self) -> Decimal:
-        return Decimal(self.raw["p"])
-
-    @cached_property
-    def volume(self) -> Decimal:
-        return Decimal(self.raw["v"])
-
-    @cached_property
-    def turnover(self) -> Decimal:
-        return Decimal(self.raw["vw"])
+    __slots__ = ()
 
     @property
     def time_ms(self) -> int:
@@ -62,6 +67,13 @@ class Trade(Push):
     @cached_property
     def time(self) -> datetime:
         return _ms(self.raw["t"])
+
+
+class Trade(_Timed):
+    kind = "trade"
+    price = _decimal("p", "Trade price.")
+    volume = _decimal("v", "Traded volume.")
+    turnover = _decimal("vw", "Price times volume, as the server rounded it.")
 
     @property
     def direction(self) -> int:
@@ -69,28 +81,18 @@ class Trade(Push):
         return self.raw.get("td", 0)
 
 
-class Depth(Push):
+class Depth(_Timed):
     kind = "depth"
-
-    @property
-    def time_ms(self) -> int:
-        return self.raw["t"]
-
-    @cached_property
-    def time(self) -> datetime:
-        return _ms(self.raw["t"])
 
     @cached_property
     def asks(self) -> list[tuple[Decimal, Decimal]]:
         """(price, volume) levels, best (lowest) first."""
-        prices, volumes = self.raw["a"]
-        return [(Decimal(p), Decimal(v)) for p, v in zip(prices, volumes, strict=False)]
+        return _levels(self.raw["a"])
 
     @cached_property
     def bids(self) -> list[tuple[Decimal, Decimal]]:
         """(price, volume) levels, best (highest) first."""
-        prices, volumes = self.raw["b"]
-        return [(Decimal(p), Decimal(v)) for p, v in zip(prices, volumes, strict=False)]
+        return _levels(self.raw["b"])
 
 
 class Kline(Push):
@@ -115,25 +117,11 @@ class Kline(Push):
     def open_time(self) -> datetime:
         return datetime.fromtimestamp(int(self.raw["t"]), UTC)
 
-    @cached_property
-    def open(self) -> Decimal:
-        return Decimal(self.raw["o"])
-
-    @cached_property
-    def high(self) -> Decimal:
-        return Decimal(self.raw["h"])
-
-    @cached_property
-    def low(self) -> Decimal:
-        return Decimal(self.raw["l"])
-
-    @cached_property
-    def close(self) -> Decimal:
-        return Decimal(self.raw["c"])
-
-    @cached_property
-    def volume(self) -> Decimal:
-        return Decimal(self.raw["v"])
+    open = _decimal("o", "Opening price.")
+    high = _decimal("h", "Highest price.")
+    low = _decimal("l", "Lowest price.")
+    close = _decimal("c", "Closing (latest, while in progress) price.")
+    volume = _decimal("v", "Volume traded in the candle.")
 
     def to_json(self) -> dict[str, Any]:
         out = super().to_json()
