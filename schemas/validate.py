@@ -16,13 +16,14 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError, best_match
 
 from . import semantic
+from .ecma import EcmaValidator
 from .errors import ContractError, Violation
 from .registry import CLIENT_SCHEMAS, SERVER_SCHEMAS, load, registry, resources, uri
 
 
 @cache
 def full_validator(name: str) -> Draft202012Validator:
-    return Draft202012Validator(load(name), registry=registry())
+    return EcmaValidator(load(name), registry=registry())
 
 
 @cache

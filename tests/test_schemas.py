@@ -28,6 +28,7 @@ from schemas import (
     validate_server_frame,
 )
 from schemas.check import BANNER, check_lines
+from schemas.ecma import to_python
 from schemas.registry import registry, uri
 from schemas.semantic import check_depth, check_ohlc
 
@@ -137,6 +138,13 @@ def variants(name: str, kind: str) -> list[tuple[str, dict[str, Any], str]]:
         (container, k), path = found
         container[k] = float(container[k]) + 0.5
         out.append(("decimal as number", bad, path))
+        # ECMA's `$` is the end of the string; Python's also matches before a final newline.
+        bad = copy.deepcopy(base)
+        found = _first_decimal(bad["data"], "$.data")
+        assert found, name
+        (container, k), path = found
+        container[k] += "\n"
+        out.append(("decimal with a trailing newline", bad, path))
     other = 10001 if kind == "client" else 10003  # a code only the other direction uses
     assert (other in SERVER_SCHEMAS) != (other in CLIENT_SCHEMAS)
     out.append(("other direction's code", {**base, "code": other}, "$.code"))
@@ -158,6 +166,20 @@ def test_variant_rejected_by_both_paths(name: str, kind: str, label: str, frame:
         assert err.path == path, f"{label} (fast={fast}): {err}"
         assert path in str(err)
         assert all(isinstance(v, Violation) for v in err.violations)
+
+
+@pytest.mark.parametrize(
+    ("ecma", "python"),
+    [
+        (r"^a$", r"^a\Z"),
+        (r"^[$]x$", r"^[$]x\Z"),  # a `$` in a class is a character
+        (r"^\$$", r"^\$\Z"),  # so is an escaped one
+        (r"^a\\$", r"^a\\\Z"),  # an escaped backslash does not escape the anchor
+        (r"^[\]$]$", r"^[\]$]\Z"),  # an escaped `]` does not end the class
+    ],
+)
+def test_ecma_end_anchor_translation(ecma: str, python: str) -> None:
+    assert to_python(ecma) == python
 
 
 def test_number_for_decimal_string_variants() -> None:
