@@ -245,3 +245,27 @@ async def test_stock_banner_and_legacy_trade_pushes_reach_the_consumer(make_serv
         assert trade.symbol == "AAPL.US" and trade.direction == 0 and trade.price > 0
         assert client.counts["control"] >= 2  # the banner and the welcome, neither an error
         assert client.counts["error"] == 0
+
+
+async def test_a_message_in_too_many_fragments_ends_the_session_and_is_retried() -> None:
+    # Not something the mock does: a bare loopback server splits one frame into more fragments than
+    # websockets reassembles (4096), the case ws.recv would fail with 1009 and the reader now reports.
+    import websockets
+
+    connections = 0
+
+    async def handler(ws: Any) -> None:
+        nonlocal connections
+        connections += 1
+        await ws.send('{"code":200,"msg":"ws connect success"}')
+        if connections == 1:
+            await ws.send(["{}"] + [" "] * 5000)
+        await ws.wait_closed()
+
+    async with websockets.serve(handler, "127.0.0.1", 0) as srv:
+        port = srv.sockets[0].getsockname()[1]
+        async with InfowayClient(f"ws://127.0.0.1:{port}/ws?business=crypto&apikey=k", **FAST) as client:
+            dropped = await next_of(client, Disconnected, timeout=5)
+            assert dropped.code == 1009 and "unreadable message" in dropped.reason
+            await next_of(client, Connected, timeout=5)
+            assert connections == 2
