@@ -165,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
 
         section(
             "reconnect storm",
-            lambda: bench_connections.run_storm(max(3, reps // 2), a.storm_clients),
+            lambda: bench_connections.run_storm(reps, a.storm_clients),
         )
     if "client" in parts:
         from loadtests import bench_client

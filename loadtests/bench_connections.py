@@ -202,7 +202,7 @@ async def _storm(port: int, clients: int, deadline: float, sp: ServerProcess) ->
     }
 
 
-def run_storm(repetitions: int = 3, clients: int = 1000, deadline: float = 90.0) -> list[dict[str, Any]]:
+def run_storm(repetitions: int = 5, clients: int = 1000, deadline: float = 90.0) -> list[dict[str, Any]]:
     runs: list[dict[str, Any]] = []
     for _ in range(repetitions):
         with ServerProcess(mock_connection_server, clients) as sp:
@@ -248,7 +248,7 @@ def main() -> None:
     if a.only in (None, "handshakes"):
         rows += run_handshakes(a.repetitions)
     if a.only in (None, "storm"):
-        rows += run_storm(max(1, a.repetitions // 2), a.clients)
+        rows += run_storm(a.repetitions, a.clients)
     print(format_table(rows))
 
 
