@@ -9,11 +9,10 @@ import argparse
 import asyncio
 import contextlib
 
-from client.events import Depth, Kline, Trade
-
-from client import InfowayClient
-from mockserver.config import ServerConfig
-from mockserver.server import MockServer
+from infoway_mock.client import InfowayClient
+from infoway_mock.client.events import Depth, Kline, Trade
+from infoway_mock.mockserver.config import ServerConfig
+from infoway_mock.mockserver.server import MockServer
 
 
 async def main(host: str, port: int, limit: int) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 
 import websockets
 
-from client import InfowayClient, Trade
+from infoway_mock.client import InfowayClient, Trade
 from loadtests.bench_server import bare_server
 from loadtests.harness import ServerProcess, alternate, fmt, format_table
 

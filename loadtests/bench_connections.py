@@ -55,8 +55,8 @@ def mock_connection_server(port_w: Any, ctl: Any, max_connections: int) -> None:
 
 
 async def _mock_main(port_w: Any, ctl: Any, max_connections: int) -> None:
-    from mockserver.config import ServerConfig
-    from mockserver.server import MockServer
+    from infoway_mock.mockserver.config import ServerConfig
+    from infoway_mock.mockserver.server import MockServer
 
     cfg = ServerConfig(port=0, strict=True, symbols=["BTCUSDT", "ETHUSDT", "EURUSD", "XAUUSD"])
     cfg.with_overrides(max_connections=max_connections)
@@ -142,7 +142,7 @@ def run_handshakes(repetitions: int = 5, n: int = 300, concurrency: int = 10) ->
 
 
 async def _storm(port: int, clients: int, deadline: float, sp: ServerProcess) -> dict[str, Any]:
-    from client import Depth, InfowayClient, Resubscribed
+    from infoway_mock.client import Depth, InfowayClient, Resubscribed
 
     url = f"ws://127.0.0.1:{port}/ws?business=crypto&apikey=demo"
     symbols = ["BTCUSDT", "ETHUSDT"]

@@ -28,8 +28,8 @@ HIGH_WATER = 512 * 1024  # bytes queued per connection before the bare server le
 
 def sample_frames(n: int = 5000, seed: int = 1) -> list[bytes]:
     """The mock's own trade pushes, so the bare server sends byte-for-byte the same kind of frames."""
-    from mockserver.catalogue import Catalogue
-    from mockserver.market import Market
+    from infoway_mock.mockserver.catalogue import Catalogue
+    from infoway_mock.mockserver.market import Market
 
     cat = Catalogue.default().only([SYMBOL])
     market = Market(seed, cat, start_ms=1_786_000_000_000, trade_rate=1000.0)
@@ -101,8 +101,8 @@ def mock_server(port_w: Any, ctl: Any, strict: bool) -> None:
 
 
 async def _mock_main(port_w: Any, ctl: Any, strict: bool) -> None:
-    from mockserver.config import ServerConfig
-    from mockserver.server import MockServer
+    from infoway_mock.mockserver.config import ServerConfig
+    from infoway_mock.mockserver.server import MockServer
 
     cfg = ServerConfig(
         port=0,

@@ -18,8 +18,8 @@ from collections.abc import Callable
 from statistics import median
 from typing import Any
 
+from infoway_mock.schemas import server_frame_checker, validate_server_frame
 from loadtests.harness import alternate, fmt, format_table
-from schemas import server_frame_checker, validate_server_frame
 
 SYMBOLS = ["BTCUSDT", "ETHUSDT"]
 START_MS = 1_786_000_000_000
@@ -27,8 +27,8 @@ START_MS = 1_786_000_000_000
 
 def sample_frames(n: int = 600, seed: int = 1) -> dict[int, list[dict[str, Any]]]:
     """n decoded frames per push code (10002 trade, 10005 depth, 10008 kline), made by the mock's market."""
-    from mockserver.catalogue import Catalogue
-    from mockserver.market import Market
+    from infoway_mock.mockserver.catalogue import Catalogue
+    from infoway_mock.mockserver.market import Market
 
     market = Market(seed, Catalogue.default().only(SYMBOLS), start_ms=START_MS, trade_rate=200.0)
     out: dict[int, list[dict[str, Any]]] = {10002: [], 10005: [], 10008: []}

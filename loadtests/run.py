@@ -46,7 +46,7 @@ def start_mock(port: int, scenario: str | None, users: int, extra: list[str]) ->
     cmd = [
         sys.executable,
         "-m",
-        "mockserver.cli",
+        "infoway_mock.mockserver.cli",
         "serve",
         "--port",
         str(port),

@@ -12,7 +12,7 @@ __all__ = ["MockServer", "ServerConfig"]
 
 
 def __getattr__(name: str) -> Any:
-    # Lazy, so `import mockserver.market` stays free of websockets and the schemas at import time.
+    # Lazy, so importing infoway_mock.mockserver.market stays free of websockets and the schemas.
     if name == "MockServer":
         from .server import MockServer
 

@@ -105,7 +105,7 @@ _CONFIG_FIELDS = {f.name for f in dataclasses.fields(ServerConfig)}
 
 def load_config(path: str | Path, base: ServerConfig | None = None) -> ServerConfig:
     """Read a JSON or YAML config file, check it against schemas/json/config.schema.json, build a config."""
-    import schemas
+    from infoway_mock import schemas
 
     text = Path(path).read_text(encoding="utf-8")
     if str(path).endswith((".yaml", ".yml")):

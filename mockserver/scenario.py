@@ -82,7 +82,7 @@ def parse(raw: Any) -> Scenario:
 
 def load(name_or_path: str | Path) -> Scenario:
     """Load a shipped scenario by name, or a file; the document is validated against the scenario schema."""
-    import schemas
+    from infoway_mock import schemas
 
     path = Path(name_or_path)
     if not path.exists():

@@ -24,7 +24,7 @@ from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
-import schemas
+from infoway_mock import schemas
 
 from . import rest
 from .catalogue import Catalogue

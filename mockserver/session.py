@@ -13,7 +13,7 @@ from typing import Any
 
 import orjson
 
-import schemas
+from infoway_mock import schemas
 
 from .config import Plan, ServerConfig
 from .limits import KeyAccount, SlidingWindow

@@ -1,6 +1,6 @@
 """The contract: JSON Schemas for every Infoway message, and validators that pick them by `code`.
 
-import schemas
+from infoway_mock import schemas
 schemas.validate_server_frame(frame)             # full path: readable ContractError
 schemas.validate_server_frame(frame, fast=True)  # compiled validator; full report only on failure
 """

@@ -1,4 +1,4 @@
-"""`python -m schemas check FILE`: validate a recorded stream against the contract (see schemas.check)."""
+"""`python -m infoway_mock.schemas check FILE`: validate a recorded stream against the contract."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from . import check
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m schemas", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m infoway_mock.schemas", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     check.add_parser(sub)
     args = parser.parse_args(argv)

@@ -1,4 +1,4 @@
-"""Validate a recorded WebSocket stream: `python -m schemas check FILE [--no-semantic]`.
+"""Validate a recorded WebSocket stream: `python -m infoway_mock.schemas check FILE [--no-semantic]`.
 
 Input: one frame per line (blank lines are skipped). A line is either
 

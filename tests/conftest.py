@@ -11,8 +11,8 @@ import orjson
 import pytest
 import websockets
 
-from mockserver.config import ServerConfig
-from mockserver.server import MockServer
+from infoway_mock.mockserver.config import ServerConfig
+from infoway_mock.mockserver.server import MockServer
 
 
 def fast_config(**overrides: Any) -> ServerConfig:

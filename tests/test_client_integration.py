@@ -10,9 +10,9 @@ from typing import Any
 import orjson
 import pytest
 
-from client import AuthError, Connected, Disconnected, InfowayClient, Resubscribed, Trade
-from mockserver.faults import Fault
-from mockserver.session import DEPTH, TRADE, kline_channel
+from infoway_mock.client import AuthError, Connected, Disconnected, InfowayClient, Resubscribed, Trade
+from infoway_mock.mockserver.faults import Fault
+from infoway_mock.mockserver.session import DEPTH, TRADE, kline_channel
 from tests.conftest import wait_until
 
 FAST = {
@@ -96,7 +96,7 @@ async def test_cli_401_exits_2_with_one_line(server) -> None:
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "client",
+        "infoway_mock.client",
         "stream",
         "--url",
         server.ws_url(key=None),
@@ -118,7 +118,7 @@ async def test_cli_limit_is_reached_across_a_restart(server) -> None:
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "client",
+        "infoway_mock.client",
         "stream",
         "--url",
         server.ws_url(),
@@ -213,7 +213,7 @@ async def test_kline_backfill_merges_missed_candles(make_server) -> None:
     srv = await make_server(speed=120.0, kline_interval=0.05, trade_rate=1.0, symbols=["BTCUSDT"])
     async with InfowayClient(srv.ws_url(), **{**FAST, "backfill_klines": True}) as client:
         await client.subscribe_klines("BTCUSDT", [1])
-        from client import Kline
+        from infoway_mock.client import Kline
 
         first = await next_of(client, Kline)
         await srv.restart(down_for=1.5)

@@ -8,12 +8,12 @@ from decimal import Decimal
 
 import pytest
 
-from client.backoff import Backoff
-from client.decode import Ack, Text, Welcome, decode
-from client.events import Depth, Kline, ServerError, Trade
-from client.pacer import Pacer
-from client.queue import EventQueue
-from client.subscriptions import DEPTH, TRADE, SubscriptionBook, kline_channel
+from infoway_mock.client.backoff import Backoff
+from infoway_mock.client.decode import Ack, Text, Welcome, decode
+from infoway_mock.client.events import Depth, Kline, ServerError, Trade
+from infoway_mock.client.pacer import Pacer
+from infoway_mock.client.queue import EventQueue
+from infoway_mock.client.subscriptions import DEPTH, TRADE, SubscriptionBook, kline_channel
 
 
 def test_pacer_never_exceeds_budget_in_any_window() -> None:

@@ -12,7 +12,7 @@ import pytest
 import websockets
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from mockserver.faults import Fault
+from infoway_mock.mockserver.faults import Fault
 from tests.conftest import wait_until
 
 
@@ -142,7 +142,7 @@ async def test_malformed_frames(server, connect, variant: str) -> None:
         with pytest.raises(orjson.JSONDecodeError):
             orjson.loads(raw)
     else:
-        import schemas
+        from infoway_mock import schemas
 
         with pytest.raises(schemas.ContractError):
             schemas.validate_server_frame(orjson.loads(raw))

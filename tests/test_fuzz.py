@@ -21,10 +21,10 @@ import pytest
 from hypothesis import HealthCheck, given, seed, settings
 from hypothesis import strategies as st
 
-import schemas
-from mockserver.config import Plan, ServerConfig
-from mockserver.limits import QuotaBook
-from mockserver.session import Close, Send, Session
+from infoway_mock import schemas
+from infoway_mock.mockserver.config import Plan, ServerConfig
+from infoway_mock.mockserver.limits import QuotaBook
+from infoway_mock.mockserver.session import Close, Send, Session
 from tests.conftest import wait_until
 
 EXAMPLES = int(os.environ.get("INFOWAY_FUZZ_EXAMPLES", "300"))

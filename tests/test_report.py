@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
-from mockserver.faults import Fault
-from mockserver.report import ConnectionRecord, Rules, build_report, summary
+from infoway_mock.mockserver.faults import Fault
+from infoway_mock.mockserver.report import ConnectionRecord, Rules, build_report, summary
 from tests.conftest import wait_until
 
 TRADE = ("trade", 0)

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-import schemas
-from mockserver import scenario as sc
-from mockserver.faults import Fault
+from infoway_mock import schemas
+from infoway_mock.mockserver import scenario as sc
+from infoway_mock.mockserver.faults import Fault
 
 SHIPPED = sorted(sc.SCENARIO_DIR.glob("*.yaml"))
 EXPECTED = {
@@ -45,7 +45,7 @@ def test_broken_scenario_is_refused_with_path(tmp_path: Path) -> None:
         sc.load(bad)
     assert "$.timeline[0].fault.kind" in str(info.value)
     proc = subprocess.run(
-        [sys.executable, "-m", "mockserver", "serve", "--port", "0", "--scenario", str(bad)],
+        [sys.executable, "-m", "infoway_mock.mockserver", "serve", "--port", "0", "--scenario", str(bad)],
         capture_output=True,
         text=True,
         timeout=60,

@@ -7,12 +7,12 @@ import time
 
 import pytest
 
-from client import InfowayClient
-from mockserver import scenario as sc
-from mockserver.config import config_from_dict
-from mockserver.report import summary
-from mockserver.scenario import play
-from mockserver.server import MockServer
+from infoway_mock.client import InfowayClient
+from infoway_mock.mockserver import scenario as sc
+from infoway_mock.mockserver.config import config_from_dict
+from infoway_mock.mockserver.report import summary
+from infoway_mock.mockserver.scenario import play
+from infoway_mock.mockserver.server import MockServer
 from tests.conftest import fast_config
 
 SCALE = 0.1

@@ -14,7 +14,7 @@ import pytest
 import yaml
 from jsonschema import Draft202012Validator
 
-from schemas import (
+from infoway_mock.schemas import (
     CLIENT_SCHEMAS,
     SCHEMA_DIR,
     SERVER_SCHEMAS,
@@ -27,10 +27,10 @@ from schemas import (
     validate_client_frame,
     validate_server_frame,
 )
-from schemas.check import BANNER, check_lines
-from schemas.ecma import to_python
-from schemas.registry import registry, uri
-from schemas.semantic import check_depth, check_ohlc
+from infoway_mock.schemas.check import BANNER, check_lines
+from infoway_mock.schemas.ecma import to_python
+from infoway_mock.schemas.registry import registry, uri
+from infoway_mock.schemas.semantic import check_depth, check_ohlc
 
 ROOT = Path(__file__).resolve().parents[1]
 CLIENT_NAMES = sorted(set(CLIENT_SCHEMAS.values()))
@@ -303,7 +303,7 @@ def test_asyncapi_document() -> None:
     assert not missing, f"frame schemas not referenced by asyncapi.yaml: {sorted(missing)}"
 
 
-# -- (g) python -m schemas check -------------------------------------------------------------------------
+# -- (g) python -m infoway_mock.schemas check ---------------------------------------------------------------
 
 TRADE = load("server/trade-push.json")["examples"][0]
 SUBSCRIBE = load("client/subscribe-trades.json")["examples"][0]
@@ -313,7 +313,7 @@ WELCOME = load("server/welcome.json")["examples"][0]
 def cli(tmp_path: Path, lines: list[str], *extra: str) -> subprocess.CompletedProcess[str]:
     f = tmp_path / "stream.jsonl"
     f.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    cmd = [sys.executable, "-m", "schemas", "check", str(f), *extra]
+    cmd = [sys.executable, "-m", "infoway_mock.schemas", "check", str(f), *extra]
     return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=60)
 
 
@@ -342,7 +342,7 @@ def test_cli_semantic_switch(tmp_path: Path) -> None:
 
 
 def test_cli_unreadable_file(tmp_path: Path) -> None:
-    cmd = [sys.executable, "-m", "schemas", "check", str(tmp_path / "absent.jsonl")]
+    cmd = [sys.executable, "-m", "infoway_mock.schemas", "check", str(tmp_path / "absent.jsonl")]
     assert subprocess.run(cmd, cwd=ROOT, capture_output=True, timeout=60).returncode == 2
 
 

@@ -12,7 +12,7 @@ import pytest
 import websockets
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-import schemas
+from infoway_mock import schemas
 from tests.conftest import wait_until
 
 

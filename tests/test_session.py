@@ -7,9 +7,9 @@ from typing import Any
 import orjson
 import pytest
 
-from mockserver.config import Plan, ServerConfig
-from mockserver.limits import QuotaBook, SlidingWindow
-from mockserver.session import (
+from infoway_mock.mockserver.config import Plan, ServerConfig
+from infoway_mock.mockserver.limits import QuotaBook, SlidingWindow
+from infoway_mock.mockserver.session import (
     DEPTH,
     TRADE,
     Close,
