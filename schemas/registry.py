@@ -10,31 +10,17 @@ from typing import Any
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
+from .codes import MESSAGES
+
 SCHEMA_DIR = Path(__file__).with_name("json")
 BASE_URI = "https://infoway-mock.dev/schemas/"
 
-# Which schema describes which frame, by `code`.
+# Which schema describes which frame on the /ws socket, by `code` (from the one code table, codes.py).
 CLIENT_SCHEMAS: dict[int, str] = {
-    10000: "client/subscribe-trades.json",
-    10003: "client/subscribe-depth.json",
-    10006: "client/subscribe-klines.json",
-    11000: "client/unsubscribe-trades.json",
-    11001: "client/unsubscribe-depth.json",
-    11002: "client/unsubscribe-klines.json",
-    10010: "client/heartbeat.json",
+    m.code: m.schema for m in MESSAGES if m.direction == "client" and "ws" in m.sockets
 }
 SERVER_SCHEMAS: dict[int, str] = {
-    200: "server/welcome.json",
-    10001: "server/ack.json",
-    10004: "server/ack.json",
-    10007: "server/ack.json",
-    11010: "server/ack.json",
-    10011: "server/heartbeat-ack.json",
-    10002: "server/trade-push.json",
-    10005: "server/depth-push.json",
-    10008: "server/kline-push.json",
-    10000: "server/legacy-trade-push.json",
-    **{code: "server/error.json" for code in range(500, 517)},
+    m.code: m.schema for m in MESSAGES if m.direction == "server" and "ws" in m.sockets
 }
 
 
