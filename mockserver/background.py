@@ -79,7 +79,13 @@ class BackgroundServer:
     def play(self, scenario: Scenario | str, scale: float = 1.0) -> Future[None]:
         """Start a scenario; returns a future that resolves when its duration has elapsed."""
         sc = load(scenario) if isinstance(scenario, str) else scenario
-        return self.submit(play(self.server, sc, scale))
+        if sc.server:
+            # Applied before the future is returned, so a setting that cannot change fails here, loudly.
+            self.call(self._apply_settings(sc.server))
+        return self.submit(play(self.server.faults, sc, scale))
+
+    async def _apply_settings(self, settings: dict[str, Any]) -> None:
+        self.server.apply_settings(settings)
 
     def report(self) -> dict[str, Any]:
         async def report() -> dict[str, Any]:

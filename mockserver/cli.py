@@ -1,4 +1,9 @@
-"""`infoway-mock`: serve the mock exchange (and, later, drive its faults)."""
+"""`infoway-mock`: serve the mock exchange, and drive a running one (faults, report).
+
+The `fault` command is built from the fault registry: one subcommand per kind, each with its own typed
+options (and `name=value` arguments for the same parameters), validated locally by the same schema the
+server applies, so a new kind needs no CLI work.
+"""
 
 from __future__ import annotations
 
@@ -10,21 +15,45 @@ import os
 import signal
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from . import scenario as scenario_mod
 from .config import DEFAULT_KEY, ServerConfig, config_from_dict, load_config
-from .faults import Fault
+from .faults import KINDS, Fault, FaultError, schema
 from .scenario import Scenario, play
 
+DEFAULT_CONTROL = "ws://127.0.0.1:8765/control"
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="infoway-mock", description="An offline mock Infoway exchange.")
-    sub = parser.add_subparsers(dest="command", required=True)
+
+def parse_start(text: str) -> int:
+    """`--start`: epoch milliseconds, or an ISO 8601 time (UTC unless it says otherwise)."""
+    if text.isdigit():
+        return int(text)
+    try:
+        dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is neither epoch milliseconds nor an ISO 8601 time (e.g. 2026-08-15T09:30:00Z)"
+        ) from None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return int(dt.timestamp() * 1000)
+
+
+def _serve_parser(sub: Any) -> None:
     s = sub.add_parser("serve", help="serve the mock exchange")
-    s.add_argument("--host", default="127.0.0.1")
-    s.add_argument("--port", type=int, default=8765)
+    s.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    s.add_argument("--port", type=int, default=8765, help="port (default 8765; 0 = any free port)")
     s.add_argument("--seed", type=int, default=None, help="market seed (default 42)")
+    s.add_argument(
+        "--start",
+        type=parse_start,
+        default=None,
+        help="market start time (epoch ms or ISO 8601, e.g. 2026-08-15T09:30:00Z); the market then waits "
+        "for the first subscription, so runs with the same --seed and --start give identical frames",
+    )
     s.add_argument("--config", help="JSON or YAML config file (plans, keys, server settings)")
     s.add_argument("--keys", help=f"comma-separated API keys to accept (default: {DEFAULT_KEY})")
     s.add_argument("--heartbeat-timeout", type=float, help="seconds without 10010 before 513 (default 60)")
@@ -47,43 +76,78 @@ def build_parser() -> argparse.ArgumentParser:
         "--report", help="write the contract report here at shutdown (JSON; a .txt summary beside it)"
     )
     s.add_argument("--control-token", help="token for the /control endpoint (default: random, printed)")
-    s.add_argument("-v", "--verbose", action="store_true")
+    s.add_argument("-v", "--verbose", action="store_true", help="debug logging")
 
-    sub.add_parser("scenarios", help="list the shipped scenarios")
 
-    f = sub.add_parser("fault", help="inject a fault into a running mock through its control endpoint")
-    f.add_argument(
-        "kind",
-        help="close, reset, stall, stop_reading, delay, error, refuse, duplicate, reorder, "
-        "malformed, restart; or 'clear' to end ongoing faults",
+def _control_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--url",
+        default=os.environ.get("INFOWAY_MOCK_URL"),
+        help=f"the mock's control endpoint (default: env INFOWAY_MOCK_URL, else {DEFAULT_CONTROL}, "
+        "or that with --port)",
     )
-    target = f.add_mutually_exclusive_group()
-    target.add_argument("--conn", type=int, help="one connection id")
-    target.add_argument("--key", help="every connection of one API key")
-    target.add_argument("--all", action="store_true", help="every connection (the default)")
-    f.add_argument("--code", type=int, help="close code, error code or HTTP status")
-    f.add_argument("--reason", default="", help="close reason")
-    f.add_argument("--msg", help="error frame message")
-    f.add_argument(
-        "--seconds", type=float, help="how long an ongoing fault or refusal lasts; restart down time"
-    )
-    f.add_argument("--delay", type=float, default=0.0)
-    f.add_argument("--jitter", type=float, default=0.0)
-    f.add_argument("--probability", type=float, default=1.0)
-    f.add_argument("--then-close", action="store_true", help="error: close after the error frame")
-    f.add_argument("--variant", default="json", help="malformed: json, types, unknown_code or binary")
-    f.add_argument("--id", type=int, help="clear: the fault id (default: all)")
-    f.add_argument("--url", default="ws://127.0.0.1:8765/control")
-    f.add_argument(
+    p.add_argument("--port", type=int, help="shorthand for --url ws://127.0.0.1:PORT/control")
+    p.add_argument(
         "--token",
         default=os.environ.get("INFOWAY_MOCK_TOKEN"),
-        help="control token (default: env INFOWAY_MOCK_TOKEN)",
+        help="control token, printed by `serve` at start (default: env INFOWAY_MOCK_TOKEN)",
     )
 
+
+def _param_option(p: argparse.ArgumentParser, name: str, spec: dict[str, Any]) -> None:
+    flag = "--" + name.replace("_", "-")
+    help_text = spec.get("description", "")
+    if "default" in spec:
+        help_text = f"{help_text} (default {spec['default']})".strip()
+    if spec.get("type") == "boolean":
+        p.add_argument(flag, dest=name, action=argparse.BooleanOptionalAction, default=None, help=help_text)
+        return
+    kind = {"integer": int, "number": float}.get(spec.get("type", ""), str)
+    if "enum" in spec:
+        kind = type(spec["enum"][0])
+        p.add_argument(flag, dest=name, type=kind, default=None, choices=spec["enum"], help=help_text)
+        return
+    p.add_argument(flag, dest=name, type=kind, default=None, help=help_text)
+
+
+def _fault_parser(sub: Any) -> None:
+    f = sub.add_parser(
+        "fault",
+        help="inject a fault into a running mock (through its control endpoint)",
+        description="One subcommand per fault kind. Parameters go as options (--seconds 5) or as "
+        "name=value arguments (seconds=5). `clear` ends ongoing faults, `list` shows them, `schema` "
+        "prints the JSON Schema every door validates faults with.",
+    )
+    kinds = f.add_subparsers(dest="kind", required=True, metavar="KIND")
+    for name, kind in KINDS.items():
+        k = kinds.add_parser(name, help=kind.summary, description=kind.summary)
+        if kind.targets:
+            target = k.add_mutually_exclusive_group()
+            if "conn" in kind.targets:
+                target.add_argument("--conn", type=int, help="one connection id (see `infoway-mock report`)")
+            target.add_argument("--key", help="every connection of one API key")
+            target.add_argument("--all", action="store_true", help="every connection (the default)")
+        for param, spec in kind.params.items():
+            _param_option(k, param, spec)
+        k.add_argument("assign", nargs="*", metavar="NAME=VALUE", help="parameters as name=value")
+        _control_args(k)
+    c = kinds.add_parser("clear", help="end ongoing faults and refusals")
+    c.add_argument("--id", type=int, help="one fault id (default: all)")
+    _control_args(c)
+    lst = kinds.add_parser("list", help="the ongoing faults")
+    _control_args(lst)
+    kinds.add_parser("schema", help="print the fault JSON Schema")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="infoway-mock", description="An offline mock Infoway exchange.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    _serve_parser(sub)
+    sub.add_parser("scenarios", help="list the shipped scenarios")
+    _fault_parser(sub)
     r = sub.add_parser("report", help="print the contract report of a running mock")
-    r.add_argument("--url", default="ws://127.0.0.1:8765/control")
-    r.add_argument("--token", default=os.environ.get("INFOWAY_MOCK_TOKEN"))
-    r.add_argument("--json", action="store_true")
+    _control_args(r)
+    r.add_argument("--json", action="store_true", help="the whole report as JSON")
     return parser
 
 
@@ -97,6 +161,8 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         value = getattr(args, name)
         if value is not None:
             setattr(cfg, name, value)
+    if args.start is not None:
+        cfg.start_ms = args.start
     if args.control_token:
         cfg.control_token = args.control_token
     cfg.send_timestamp = cfg.send_timestamp or args.send_timestamp
@@ -122,7 +188,7 @@ async def _serve(cfg: ServerConfig, scenario: Scenario | None, report_path: str 
         print(f"  REST {srv.http_url}/crypto/batch_trade/BTCUSDT  metrics {srv.http_url}/metrics", flush=True)
         print(f"  control ws://{cfg.host}:{srv.port}/control  token {srv.control_token}", flush=True)
         if scenario is not None:
-            srv._spawn(play(srv, scenario))
+            srv._spawn(play(srv.faults, scenario))
         await stop.wait()
         logging.getLogger("infoway.mock").info("shutting down")
         if report_path:
@@ -130,7 +196,7 @@ async def _serve(cfg: ServerConfig, scenario: Scenario | None, report_path: str 
             print(summary(srv.report()), flush=True)
 
 
-def write_report(report: dict, path: str) -> None:
+def write_report(report: dict[str, Any], path: str) -> None:
     from .report import summary
 
     p = Path(path)
@@ -139,33 +205,51 @@ def write_report(report: dict, path: str) -> None:
     p.with_suffix(".txt").write_text(summary(report) + "\n", encoding="utf-8")
 
 
+def _control_url(args: argparse.Namespace) -> str:
+    if args.url:
+        return args.url
+    if args.port:
+        return f"ws://127.0.0.1:{args.port}/control"
+    return DEFAULT_CONTROL
+
+
+def _value(text: str) -> Any:
+    """A name=value argument's value: JSON where it parses (5, 0.5, true, "x"), else the string."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def fault_from_args(args: argparse.Namespace) -> Fault:
+    params: dict[str, Any] = {}
+    for item in args.assign:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise FaultError(f"{item!r}: parameters are name=value (e.g. seconds=5)")
+        params[name.replace("-", "_")] = _value(value)
+    for name in KINDS[args.kind].params:
+        value = getattr(args, name, None)
+        if value is not None:
+            params[name] = value
+    return Fault(args.kind, conn=getattr(args, "conn", None), key=getattr(args, "key", None), **params)
+
+
 def _fault(args: argparse.Namespace) -> int:
     from .control import send_command
 
-    if not args.token:
-        print(
-            "infoway-mock fault: a control token is needed (--token or INFOWAY_MOCK_TOKEN)", file=sys.stderr
-        )
-        return 2
+    if args.kind == "schema":
+        print(json.dumps(schema(), indent=2))
+        return 0
     if args.kind == "clear":
-        command: dict = {"op": "clear", "id": args.id}
+        command: dict[str, Any] = {"op": "clear", "id": args.id}
+    elif args.kind == "list":
+        command = {"op": "faults"}
     else:
-        fault = Fault(
-            kind=args.kind,
-            conn=args.conn,
-            key=args.key,
-            code=args.code,
-            reason=args.reason,
-            msg=args.msg,
-            seconds=args.seconds,
-            delay=args.delay,
-            jitter=args.jitter,
-            probability=args.probability,
-            then_close=args.then_close,
-            variant=args.variant,
-        )
-        command = {"op": "fault", "fault": fault.to_dict()}
-    reply = asyncio.run(send_command(args.url, args.token, command))
+        command = {"op": "fault", "fault": fault_from_args(args).to_dict()}
+    if not args.token:
+        raise _UsageError("a control token is needed (--token or INFOWAY_MOCK_TOKEN; `serve` prints it)")
+    reply = asyncio.run(send_command(_control_url(args), args.token, command))
     print(json.dumps(reply, ensure_ascii=False))
     return 0 if reply.get("ok") else 1
 
@@ -174,17 +258,25 @@ def _report(args: argparse.Namespace) -> int:
     from .control import send_command
     from .report import summary
 
-    reply = asyncio.run(send_command(args.url, args.token or "", {"op": "report"}))
+    if not args.token:
+        raise _UsageError("a control token is needed (--token or INFOWAY_MOCK_TOKEN; `serve` prints it)")
+    reply = asyncio.run(send_command(_control_url(args), args.token, {"op": "report"}))
     if not reply.get("ok"):
-        print(reply.get("error"), file=sys.stderr)
+        print(f"infoway-mock report: {reply.get('error')}", file=sys.stderr)
         return 1
     print(
         json.dumps(reply["report"], indent=2, ensure_ascii=False) if args.json else summary(reply["report"])
     )
-    return 0 if reply["report"]["verdict"] == "pass" else 1
+    return 0 if reply["report"]["verdict"] != "fail" else 1
+
+
+class _UsageError(Exception):
+    pass
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from .control import ControlError
+
     args = build_parser().parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if getattr(args, "verbose", False) else logging.INFO,
@@ -205,8 +297,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         scenario = scenario_mod.load(args.scenario) if args.scenario else None
         if scenario is not None:
             config_from_dict({"server": scenario.server}, cfg)
-    except (ValueError, OSError) as e:
-        print(f"infoway-mock: {e}", file=sys.stderr)
+    except (ValueError, OSError, ControlError, _UsageError) as e:
+        print(f"infoway-mock {args.command}: {e}", file=sys.stderr)
         return 2
     asyncio.run(_serve(cfg, scenario, args.report))
     return 0

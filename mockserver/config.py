@@ -24,12 +24,19 @@ class Plan:
     daily_request_limit: int = 0  # 0 = unlimited (error 502)
     max_kline_subscriptions: int = 0  # (symbol, type) pairs per connection, 0 = unlimited (error 503)
     max_depth_products: int = 0  # depth symbols per connection, 0 = unlimited (error 504)
+    news: bool = True  # may open the /news socket (without it: HTTP 401, as the SDK documents)
+    max_news_connections: int = 1  # the SDK: one news connection per key (a second gets error 520)
 
 
 # The vendor's published plans; "pro" is the default for the demo key so tests are not cramped by it.
 BUILTIN_PLANS: dict[str, Plan] = {
     "free": Plan(
-        "free", max_connections=1, max_products=10, max_products_per_connection=10, rest_rate_limit=60
+        "free",
+        max_connections=1,
+        max_products=10,
+        max_products_per_connection=10,
+        rest_rate_limit=60,
+        news=False,  # our choice: news is a separate entitlement, not part of the free plan
     ),
     "basic": Plan("basic", max_connections=1, max_products=200, max_products_per_connection=200),
     "premium": Plan("premium", max_connections=2, max_products=800, max_products_per_connection=600),
@@ -55,7 +62,10 @@ class ServerConfig:
 
     # Market.
     speed: float = 1.0  # market clock runs this many times faster than wall time
-    start_ms: int | None = None  # market start time; None = wall clock at start-up
+    # Market start time (epoch ms); None = the wall clock at start-up. When set, the market clock is
+    # held at start_ms until the first subscription (+ start_settle s), so runs are frame-for-frame equal.
+    start_ms: int | None = None
+    start_settle: float = 0.2
     trade_rate: float = 2.0  # trades per second of market time, per symbol
 
     # Bounds.
@@ -66,6 +76,10 @@ class ServerConfig:
     pump_high_water: int = 0
     max_codes_per_request: int = 1000  # more codes in one request: error 506
     max_trace_length: int = 256
+    max_http_body: int = 64 * 1024  # REST request bodies (POST v2 batch_kline); 413 above
+    http_idle_timeout: float = 30.0  # an HTTP keep-alive connection idle this long is closed
+    close_timeout: float = 2.0  # after our close frame the client has this long to answer, then TCP abort
+    backlog: int = 1024  # the listen socket's accept queue (reconnect storms arrive all at once)
 
     # Protocol variants (PROTOCOL.md OPEN items and tutorial differences).
     strict: bool = False  # validate every frame the server sends against the schemas

@@ -6,10 +6,9 @@ the frames for each connection are collected and handed to its transport in one 
 connection costs one syscall per pump instead of one per frame. websockets' `broadcast()` instead
 re-serialises the frame per connection and writes each one separately.
 
-Only connections whose protocol is OPEN receive pushes, as with `broadcast()`: once a close frame has
-gone out, nothing more may follow it. A connection whose send buffer is over its bound once its batch
-is written (what the kernel would not take) is handed to `on_overflow` at once, so queued memory per
-connection never outlives the flush that exceeded the bound.
+Only connections whose WebSocket is OPEN receive pushes, as with `broadcast()`: once a close frame has
+gone out, nothing more may follow it. The batch hands each connection's frames to `write` (the outbox's
+one write path, which also enforces the send-buffer bound) when the pump step ends.
 """
 
 from __future__ import annotations
@@ -18,9 +17,6 @@ import struct
 from collections.abc import Callable
 from typing import Any
 
-from websockets.protocol import State
-
-_OPEN = State.OPEN
 _LEN16 = struct.Struct("!BBH").pack
 _LEN64 = struct.Struct("!BBQ").pack
 
@@ -42,19 +38,18 @@ def text_frame(payload: bytes) -> bytes:
 class Batch:
     """Frames queued per connection during one pump, written when the pump ends."""
 
-    __slots__ = ("bound", "on_overflow", "pending")
+    __slots__ = ("pending", "write")
 
-    def __init__(self, bound: int, on_overflow: Callable[[Any], None]) -> None:
+    def __init__(self, write: Callable[[Any, list[bytes]], None]) -> None:
         self.pending: dict[Any, list[bytes]] = {}
-        self.bound = bound
-        self.on_overflow = on_overflow
+        self.write = write
 
     def add(self, conns: Any, frame: bytes) -> None:
         pending = self.pending
         for conn in conns:
             chunks = pending.get(conn)
             if chunks is None:
-                if conn.protocol.state is not _OPEN:
+                if not conn.ws_open:
                     continue
                 chunks = pending[conn] = []
             chunks.append(frame)
@@ -68,17 +63,13 @@ class Batch:
         for conn in conns:
             chunks = pending.get(conn)
             if chunks is None:
-                if conn.protocol.state is not _OPEN:
+                if not conn.ws_open:
                     continue
                 chunks = pending[conn] = []
             chunks.extend(frames)
 
     def flush(self) -> None:
         pending, self.pending = self.pending, {}
+        write = self.write
         for conn, chunks in pending.items():
-            transport = conn.transport
-            # The state may have changed while the pump ran (a fault closed it): check again.
-            if transport is not None and conn.protocol.state is _OPEN and not transport.is_closing():
-                transport.writelines(chunks)
-                if transport.get_write_buffer_size() > self.bound:
-                    self.on_overflow(conn)
+            write(conn, chunks)

@@ -47,6 +47,7 @@ class KeyAccount:
     requests_today: int = 0
     day: int = -1
     rest_window: SlidingWindow | None = None
+    news_connections: int = 0
 
     def products_total(self, excluding: int | None = None) -> int:
         return sum(n for cid, n in self.products.items() if cid != excluding)
@@ -82,15 +83,36 @@ class QuotaBook:
         acc.connections = max(0, acc.connections - 1)
         if conn_id is not None:
             acc.products.pop(conn_id, None)
-        if acc.connections == 0 and not acc.products and acc.rest_window is None:
-            del self._accounts[key]
+        self._forget_if_idle(acc)
+
+    def try_connect_news(self, key: str, limit: int) -> bool:
+        acc = self.account(key)
+        if limit > 0 and acc.news_connections >= limit:
+            return False
+        acc.news_connections += 1
+        return True
+
+    def disconnect_news(self, key: str) -> None:
+        acc = self._accounts.get(key)
+        if acc is not None:
+            acc.news_connections = max(0, acc.news_connections - 1)
+            self._forget_if_idle(acc)
+
+    def _forget_if_idle(self, acc: KeyAccount) -> None:
+        if (
+            acc.connections == 0
+            and acc.news_connections == 0
+            and not acc.products
+            and acc.rest_window is None
+        ):
+            del self._accounts[acc.key]
 
     def connections(self, key: str) -> int:
         acc = self._accounts.get(key)
         return acc.connections if acc else 0
 
     def total_connections(self) -> int:
-        return sum(a.connections for a in self._accounts.values())
+        return sum(a.connections + a.news_connections for a in self._accounts.values())
 
     def total_products(self) -> int:
         return sum(a.products_total() for a in self._accounts.values())

@@ -90,6 +90,12 @@ class Market:
         }
         self._history: dict[tuple[str, int], list[Candle]] = {}
 
+    def set_trade_rate(self, trade_rate: float) -> None:
+        """A new trade rate from now on (a scenario's settings): each symbol's mean gap follows it."""
+        self.trade_rate = trade_rate
+        for st in self._symbols.values():
+            st.mean_gap_ms = 1000.0 / (trade_rate * st.inst.weight) if trade_rate > 0 else math.inf
+
     # -- trades ----------------------------------------------------------------------------------------
 
     def advance(self, now_ms: int) -> list[Trade]:

@@ -10,6 +10,12 @@ class Metrics:
     def __init__(self) -> None:
         self.connections_total = 0
         self.frames_sent: Counter[int] = Counter()  # by frame code
+        self.raw_frames_sent: Counter[str] = Counter()  # frames that are not JSON: "text", "binary"
+        self.frames_dropped: Counter[str] = Counter()  # frames not delivered, by reason (e.g. "stall")
+        self.pump_errors = 0  # pump steps that raised (the pump goes on)
+        self.connection_errors = 0  # connections dropped because writing to them raised
+        self.pushes_skipped = 0  # depth/kline grid points skipped when the pump fell far behind
+        self.timer_wakeups = 0  # heartbeat-deadline timers that fired (a spinning timer shows here)
         self.frames_received = 0
         self.errors_sent: Counter[int] = Counter()  # error frames by code
         self.handshakes_refused: Counter[int] = Counter()  # by HTTP status
@@ -41,6 +47,18 @@ class Metrics:
             lines.append(f"infoway_{name} {read()}")
         counter("connections_total", "WebSocket connections accepted.", self.connections_total)
         counter("frames_sent_total", "Frames sent to clients, by code.", self.frames_sent, "code")
+        counter(
+            "raw_frames_sent_total",
+            "Non-JSON frames sent (banner, malformed faults).",
+            self.raw_frames_sent,
+            "kind",
+        )
+        counter(
+            "frames_dropped_total",
+            "Frames not delivered, by reason (counted, never silent).",
+            self.frames_dropped,
+            "reason",
+        )
         counter("frames_received_total", "Frames received from clients.", self.frames_received)
         counter("errors_sent_total", "Error frames sent, by code.", self.errors_sent, "code")
         counter(
@@ -61,4 +79,16 @@ class Metrics:
             self.contract_violations,
         )
         counter("faults_applied_total", "Faults applied, by kind.", self.faults_applied, "kind")
+        counter("pump_errors_total", "Market pump steps that raised; the pump went on.", self.pump_errors)
+        counter(
+            "connection_errors_total",
+            "Connections dropped because writing to them raised; others went on.",
+            self.connection_errors,
+        )
+        counter(
+            "pushes_skipped_total",
+            "Depth/kline push times skipped because the pump fell far behind.",
+            self.pushes_skipped,
+        )
+        counter("timer_wakeups_total", "Heartbeat-deadline timers fired.", self.timer_wakeups)
         return "\n".join(lines) + "\n"

@@ -1,50 +1,60 @@
-"""The asyncio shell: websockets I/O, the market pump, fan-out, timers. Protocol logic lives in session.py."""
+"""The mock exchange's composition root: it builds the parts, wires them through narrow ports, and does the
+asyncio work no part can do alone (the listener, per-connection timers, lifecycle).
+
+    listener -> Connection (HTTP via h11 | WebSocket via websockets' sans-I/O protocol)
+        HTTP request  -> REST service / healthz / metrics
+        upgrade       -> handshake.Gate (pure: 401/404/427/514/511, refusal faults)
+        frame in      -> Session.receive (pure) -> actions -> Outbox (frames) / Hub (subscriptions)
+    Pump (market time) -> Market -> Outbox.push / push_trades -> batches -> sockets
+    FaultEngine acts through a FaultContext port; ControlChannel through the engine and the report.
+
+Protocol logic lives in session.py, handshake decisions in handshake.py, frames leave only through the
+Outbox. Nothing but cli, background and `__init__` imports this module (an architecture test checks).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import collections
 import contextlib
-import email.utils
-import hmac
 import itertools
 import logging
 import random
 import re
 import secrets
 import uuid
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import orjson
-from websockets.asyncio.server import Server, ServerConnection, broadcast, serve
-from websockets.datastructures import Headers
-from websockets.exceptions import ConnectionClosed
-from websockets.http11 import Request, Response
+from websockets.server import ServerProtocol
 
 from infoway_mock import schemas
 
-from . import rest
-from .catalogue import Catalogue
+from .catalogue import BUSINESSES, Catalogue
 from .clock import Clock
-from .config import ServerConfig, mask_key
-from .control import ControlChannel, is_loopback
-from .fanout import SHORT_HEADERS, Batch, text_frame
+from .config import ServerConfig, config_from_dict, mask_key
+from .connection import Connection, HttpRequest, HttpResponse, Limits
+from .control import ControlChannel
+from .fanout import text_frame
 from .faults import FaultEngine
+from .handshake import WS_PATH, Accept, Gate, Refusals, Upgrade
 from .hub import Hub
 from .limits import QuotaBook
 from .market import Market
 from .metrics import Metrics
+from .outbox import Outbox
+from .pump import Pump
 from .report import ConnectionRecord, Rules, build_report
+from .rest import RestService, is_rest_path
+from .scenario import Scenario, play
 from .session import Close, Send, Session, Subscribe, Unsubscribe, error_frame
 
 log = logging.getLogger("infoway.mock")
 
 
 class _MaskKeys(logging.Filter):
-    """websockets logs request lines and headers at debug level: API keys there are masked too."""
+    """websockets' protocol debug lines could carry a key: mask them as every other log line is."""
 
     _KEY = re.compile(r"(?i)(apikey\s*[=:]\s*)([^&\s]+)")
 
@@ -56,76 +66,172 @@ class _MaskKeys(logging.Filter):
         return True
 
 
-# A child of websockets.server, so whoever configures websockets' logging configures this one too.
-ws_log = logging.getLogger("websockets.server.infoway")
-ws_log.addFilter(_MaskKeys())
+logging.getLogger("websockets.server.infoway").addFilter(_MaskKeys())
 
-BUSINESSES = ("common", "stock", "crypto", "japan", "india")
-PUSH_TRADE, PUSH_DEPTH, PUSH_KLINE, LEGACY_TRADE = 10002, 10005, 10008, 10000
+_UPGRADE_ONLY = ("/ws", "/news", "/control")
 
-
-@dataclass
-class ConnInfo:
-    conn_id: int
-    key: str
-    business: str
-    peer: str
-    slot_held: bool = False
-
-
-class InfowayConnection(ServerConnection):
-    """A ServerConnection that returns its quota slot however it ends, even mid-handshake."""
-
-    infoway: ConnInfo | None = None
-    on_lost: Any = None
-    control: bool = False
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        super().connection_lost(exc)
-        if self.on_lost is not None:
-            on_lost, self.on_lost = self.on_lost, None
-            on_lost(self)
+# Settings a running server takes on at once (sessions read the shared config; the rest is pushed on).
+LIVE_SETTINGS = frozenset(
+    {
+        "heartbeat_timeout",
+        "depth_interval",
+        "kline_interval",
+        "pump_interval",
+        "trade_rate",
+        "max_frame_size",
+        "max_send_buffer",
+        "max_codes_per_request",
+        "max_trace_length",
+        "max_http_body",
+        "http_idle_timeout",
+        "close_timeout",
+        "strict",
+        "stock_banner",
+        "legacy_trade_push",
+        "ack_unsubscribe",
+        "subscribe_mode",
+        "idle_reset_on_any_frame",
+        "error_close_code",
+        "send_timestamp",
+        "report_heartbeat_interval",
+    }
+)
 
 
 class ContractViolation(AssertionError):
     """The server tried to send a frame that breaks the contract: a server bug (strict mode)."""
 
 
+class _FaultPort:
+    """What fault kinds may do to the server (the FaultContext protocol), and nothing more."""
+
+    def __init__(self, srv: MockServer, seed: int) -> None:
+        self._srv = srv
+        self.rng = random.Random(seed)
+        self.error_close_code = srv.config.error_close_code
+
+    def now(self) -> float:
+        return self._srv.clock.monotonic()
+
+    def call_later(self, delay: float, fn: Callable[..., Any], *args: Any) -> asyncio.TimerHandle:
+        return asyncio.get_running_loop().call_later(delay, fn, *args)
+
+    def send(self, conn: Connection, frame: dict[str, Any] | str | bytes) -> None:
+        self._srv.outbox.send(conn, frame)
+
+    def close(self, conn: Connection, code: int, reason: str) -> None:
+        conn.close(code, reason)
+
+    def reset(self, conn: Connection) -> None:
+        conn.abort(reset=True)
+
+    def pause_reading(self, conn: Connection) -> None:
+        conn.pause_reading()
+        if conn.session is not None:
+            conn.session.pause_reading(self.now())
+        self._srv._arm_timer(conn)
+
+    def resume_reading(self, conn: Connection) -> None:
+        conn.resume_reading()
+        if conn.session is not None:
+            conn.session.resume_reading(self.now())
+        self._srv._arm_timer(conn)
+
+    def restart(self, down_for: float) -> None:
+        self._srv._spawn(self._srv.restart(down_for))
+
+    def trace_id(self) -> str:
+        return self._srv._trace_id()
+
+    def count_dropped(self, reason: str, n: int) -> None:
+        self._srv.metrics.frames_dropped[reason] += n
+
+
 class MockServer:
-    """An in-process mock Infoway exchange. `async with MockServer(cfg) as srv:` then connect to srv.url()."""
+    """An in-process mock Infoway exchange: `async with MockServer(cfg) as srv:`, then srv.ws_url()."""
 
     def __init__(self, config: ServerConfig | None = None, *, clock: Clock | None = None) -> None:
-        self.config = config or ServerConfig()
-        self.clock = clock or Clock(self.config.speed, self.config.start_ms)
+        cfg = self.config = config or ServerConfig()
+        # A fixed start time makes runs reproducible: the market waits for the first subscription.
+        self.clock = clock or Clock(cfg.speed, cfg.start_ms, held=cfg.start_ms is not None)
         catalogue = Catalogue.default()
-        self.catalogue = catalogue.only(self.config.symbols) if self.config.symbols else catalogue
+        self.catalogue = catalogue.only(cfg.symbols) if cfg.symbols else catalogue
         self.market = Market(
-            self.config.seed,
+            cfg.seed,
             self.catalogue,
             start_ms=self.clock.start_ms,
-            trade_rate=self.config.trade_rate,
-            max_trades_per_advance=self.config.max_trades_per_advance,
+            trade_rate=cfg.trade_rate,
+            max_trades_per_advance=cfg.max_trades_per_advance,
         )
         self.metrics = Metrics()
         self.quotas = QuotaBook()
-        self.hub: Hub[InfowayConnection] = Hub()
-        self.sessions: dict[int, tuple[Session, InfowayConnection]] = {}
+        self.hub: Hub[Connection] = Hub()
+        self.conns: dict[int, Connection] = {}  # open market-data and news sockets by id
+        self._controls: set[Connection] = set()
         self.contract_violations: list[str] = []  # the first 100; metrics count them all
-        self._checkers: dict[int, Any] = {}
-        self._batch: Batch | None = None  # set while a pump runs: pushes are written once it ends
+        self.control_token = cfg.control_token or secrets.token_urlsafe(16)
+        self.refusals = Refusals()
+        self.gate = Gate(cfg, self.quotas, self.refusals, self.control_token, BUSINESSES)
+        self.outbox = Outbox(
+            self.metrics,
+            strict=cfg.strict,
+            max_send_buffer=cfg.max_send_buffer,
+            shaped={},
+            on_violation=self._violation,
+            on_slow=self._drop_slow,
+            on_write_error=self._write_failed,
+            wall_ms=self.clock.wall_ms,
+        )
+        self.outbox.legacy_trades = cfg.legacy_trade_push
+        self.outbox.send_timestamp = cfg.send_timestamp
+        self.faults = FaultEngine(
+            _FaultPort(self, cfg.seed),
+            connections=lambda: list(self.conns.values()),
+            refusals=self.refusals,
+            write=self.outbox.write,
+            on_applied=lambda f: self.metrics.faults_applied.update([f.kind]),
+        )
+        self.outbox.shaped = self.faults.shaped
+        self.rest = RestService(
+            self.market,
+            self.catalogue,
+            self.gate.authenticate,
+            cfg.plan_for,
+            self.quotas,
+            cfg.rate_window,
+            self.clock.monotonic,
+        )
+        self.control = ControlChannel(self.faults, self.report, self._connection_rows)
+        self.pump = Pump(
+            self.market,
+            self.clock,
+            self.hub,
+            self.outbox,
+            self.metrics,
+            interval=cfg.pump_interval,
+            depth_interval=cfg.depth_interval,
+            kline_interval=cfg.kline_interval,
+            backlogged=self._backlogged if cfg.pump_high_water else (lambda: False),
+        )
+        self.records: collections.deque[ConnectionRecord] = collections.deque(maxlen=cfg.max_report_records)
+        self.started = self.clock.monotonic()
+        self.port: int = cfg.port
+        self._limits = Limits(
+            max_message=cfg.max_frame_size,
+            max_http_body=cfg.max_http_body,
+            http_idle_timeout=cfg.http_idle_timeout,
+            close_timeout=cfg.close_timeout,
+            max_send_buffer=cfg.max_send_buffer,
+        )
+        self._handshaker = ServerProtocol()  # validates upgrades and builds the 101 (websockets' own checks)
         self._ids = itertools.count(1)
-        self._rng = random.Random(self.config.seed)
-        self._server: Server | None = None
+        self._rng = random.Random(cfg.seed)
+        self._listener: asyncio.Server | None = None
         self._pump_task: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._timers: dict[int, asyncio.TimerHandle] = {}
-        self.faults = FaultEngine(self, seed=self.config.seed)
-        self.records: collections.deque[ConnectionRecord] = collections.deque(
-            maxlen=self.config.max_report_records
-        )
-        self.started = self.clock.monotonic()
-        self.control_token = self.config.control_token or secrets.token_urlsafe(16)
-        self.port: int = self.config.port
+        self._pending: dict[Connection, Accept] = {}
+        self._release_scheduled = False
         self._register_gauges()
 
     # -- lifecycle -------------------------------------------------------------------------------------
@@ -140,25 +246,18 @@ class MockServer:
     async def start(self) -> None:
         await self._listen()
         if self._pump_task is None:
-            self._pump_task = asyncio.create_task(self._pump(), name="infoway-pump")
+            self._pump_task = asyncio.create_task(self.pump.run(), name="infoway-pump")
 
     async def _listen(self) -> None:
-        cfg = self.config
-        self._server = await serve(
-            self._handle,
-            cfg.host,
+        loop = asyncio.get_running_loop()
+        self._listener = await loop.create_server(
+            lambda: Connection(self, self._limits, self._handshaker),
+            self.config.host,
             self.port,
-            process_request=self._process_request,
-            create_connection=InfowayConnection,
-            max_size=cfg.max_frame_size,
-            ping_interval=None,  # idleness is the protocol's heartbeat timeout, not WebSocket pings
-            compression=None,
-            write_limit=cfg.max_send_buffer,
-            server_header="infoway-mock",
-            logger=ws_log,
+            reuse_address=True,
+            backlog=self.config.backlog,
         )
-        sock = next(iter(self._server.sockets))
-        self.port = sock.getsockname()[1]
+        self.port = self._listener.sockets[0].getsockname()[1]
 
     async def stop(self) -> None:
         # Ongoing faults end with the server; a stalled connection could not even hear its close frame.
@@ -175,52 +274,95 @@ class MockServer:
             await asyncio.gather(*self._tasks, return_exceptions=True)
 
     async def _close_listener(self, code: int | None, reason: str = "") -> None:
-        if self._server is None:
+        listener, self._listener = self._listener, None
+        if listener is None:
             return
-        server, self._server = self._server, None
-        server.close(close_connections=False)
+        listener.close()
         await self.drop_all(code=code, reason=reason)
-        await server.wait_closed()
+        for conn in list(self._controls):
+            conn.abort()
+        await listener.wait_closed()
 
     async def restart(self, down_for: float = 1.0) -> None:
         """Drop every connection abruptly, keep the port closed for `down_for` s, come back, same market."""
         await self._close_listener(code=None)
-        await asyncio.sleep(down_for)
+        await asyncio.sleep(down_for)  # the down time itself
         await self._listen()
 
     async def drop_all(self, code: int | None = None, reason: str = "") -> None:
         """Close every connection: with a close frame of `code`, or abruptly (TCP reset) if code is None."""
-        conns = [conn for _, conn in self.sessions.values()]
+        conns = list(self.conns.values())
         for conn in conns:
             self.drop(conn, code, reason)
-        await asyncio.gather(*(c.wait_closed() for c in conns), return_exceptions=True)
+        deadline = asyncio.get_running_loop().time() + self.config.close_timeout + 1.0
+        while any(c.transport is not None and not c.transport.is_closing() for c in conns):
+            if asyncio.get_running_loop().time() > deadline:
+                break
+            await asyncio.sleep(0.01)  # polling with a deadline: transports give no awaitable
 
-    def drop(self, conn: InfowayConnection, code: int | None = None, reason: str = "") -> None:
+    def drop(self, conn: Connection, code: int | None = None, reason: str = "") -> None:
         if code is None:
-            if conn.transport is not None:
-                conn.transport.abort()
+            conn.abort(reset=True)
         else:
-            self._spawn(conn.close(code, reason))
+            conn.close(code, reason)
 
-    @property
-    def url(self) -> Any:
-        return self.ws_url
+    async def play(self, scenario: Scenario, scale: float = 1.0) -> None:
+        """Play a scenario now: its `server:` settings first, then its faults on their timeline."""
+        if scenario.server:
+            self.apply_settings(scenario.server)
+        await play(self.faults, scenario, scale)
+
+    def apply_settings(self, settings: dict[str, Any]) -> None:
+        """Change server settings on the running server (a scenario's `server:` block). Settings that
+        only take effect at start (port, seed, symbols...) are refused with a clear error, not ignored."""
+        schemas.validate_document({"server": settings}, "config.schema.json", source="server settings")
+        fixed = sorted(set(settings) - LIVE_SETTINGS)
+        if fixed:
+            raise ValueError(
+                f"{', '.join(fixed)} cannot change on a running server: set them in its config "
+                "(the infoway_config fixture, or serve --scenario) instead"
+            )
+        cfg = config_from_dict({"server": settings}, self.config)
+        self.outbox.strict = cfg.strict
+        self.outbox.bound = cfg.max_send_buffer
+        self.outbox.legacy_trades = cfg.legacy_trade_push
+        self.outbox.send_timestamp = cfg.send_timestamp
+        self.faults.ctx.error_close_code = cfg.error_close_code  # type: ignore[misc]
+        self.market.set_trade_rate(cfg.trade_rate)
+        self.pump.set_intervals(cfg.pump_interval, cfg.depth_interval, cfg.kline_interval)
+        self._limits = Limits(
+            max_message=cfg.max_frame_size,
+            max_http_body=cfg.max_http_body,
+            http_idle_timeout=cfg.http_idle_timeout,
+            close_timeout=cfg.close_timeout,
+            max_send_buffer=cfg.max_send_buffer,
+        )
 
     def ws_url(self, business: str = "crypto", key: str | None = "demo") -> str:
         q = f"?business={business}" + (f"&apikey={key}" if key is not None else "")
-        return f"ws://{self.config.host}:{self.port}/ws{q}"
+        return f"ws://{self.config.host}:{self.port}{WS_PATH}{q}"
+
+    url = ws_url
+
+    def news_url(self, key: str | None = "demo") -> str:
+        return f"ws://{self.config.host}:{self.port}/news" + (f"?apikey={key}" if key is not None else "")
 
     @property
     def http_url(self) -> str:
         return f"http://{self.config.host}:{self.port}"
 
+    @property
+    def sessions(self) -> dict[int, tuple[Session, Connection]]:
+        """Open market-data connections by id: (session, connection)."""
+        return {cid: (c.session, c) for cid, c in self.conns.items() if c.kind == "ws"}
+
     def connection_ids(self) -> list[int]:
-        return sorted(self.sessions)
+        return sorted(self.conns)
 
     def counters(self) -> dict[str, int]:
         """The server's own bookkeeping; every value returns to 0 when no client is connected."""
         return {
-            "sessions": len(self.sessions),
+            "sessions": len(self.conns),
             "subscriptions": self.hub.subscriptions(),
             "quota_connections": self.quotas.total_connections(),
             "quota_products": self.quotas.total_products(),
@@ -228,170 +370,211 @@ class MockServer:
             "tasks": len(self._tasks),
         }
 
-    # -- handshake and REST ----------------------------------------------------------------------------
+    # -- the Host protocol: what connections ask of the server ------------------------------------------
 
-    def _process_request(self, conn: InfowayConnection, request: Request) -> Response | None:
-        url = urlsplit(request.path)
-        path = url.path
-        query = {k: v[-1] for k, v in parse_qs(url.query).items()}
-        if path in ("/healthz", "/metrics"):
-            return self._service_endpoint(conn, request, path)
-        if path == "/control":
-            return self._control_handshake(conn, request, query)
-        if path != "/ws":
-            if rest.is_rest_path(path):
-                return self._rest(request, path, query)
-            return self._refuse(conn, 404, "Not Found\n")
-        presented = query.get("apikey") or query.get("apiKey") or request.headers.get("apiKey")
-        refused = self.faults.refusal(presented)
-        if refused is not None:
-            return self._refuse(conn, refused, f"{refused} refused by fault injection\n")
-        key = self._authenticate(presented)
-        if key is None:
-            resp = self._refuse(conn, 401, "Unauthorized: missing or invalid API key\n")
-            resp.headers["WWW-Authenticate"] = 'apikey realm="key"'
-            return resp
-        business = query.get("business", "")
-        plan = self.config.plan_for(key)
-        held = business in BUSINESSES and key not in self.config.banned_keys
-        if held and not self.quotas.try_connect(key, plan.max_connections):
-            return self._refuse(
-                conn, 427, f"Too many WebSocket connections: the plan allows {plan.max_connections}\n"
-            )
-        info = ConnInfo(next(self._ids), key, business, _peer(conn), slot_held=held)
-        conn.infoway = info
-        if held:
-            conn.on_lost = self._release_slot
-        return None
-
-    def _authenticate(self, presented: str | None) -> str | None:
-        if not presented:
-            return None
-        found = None
-        # Compare against every key in constant time so timing reveals neither the key nor its position.
-        for key in self.config.keys:
-            if hmac.compare_digest(key.encode(), presented.encode()):
-                found = key
-        return found
-
-    def _refuse(self, conn: ServerConnection, status: int, text: str) -> Response:
-        self.metrics.handshakes_refused[status] += 1
-        # Built by hand: the gateway's 427/499/524 are not in http.HTTPStatus, so conn.respond() rejects them.
-        body = text.encode()
-        headers = Headers(
-            [
-                ("Date", email.utils.formatdate(usegmt=True)),
-                ("Connection", "close"),
-                ("Content-Length", str(len(body))),
-                ("Content-Type", "text/plain; charset=utf-8"),
-            ]
-        )
-        return Response(status, _REASONS.get(status, "Refused"), headers, body)
-
-    def _release_slot(self, conn: InfowayConnection) -> None:
-        info = conn.infoway
-        if info is not None and info.slot_held:
-            info.slot_held = False
-            self.quotas.disconnect(info.key, info.conn_id)
-
-    def _rest(self, request: Request, path: str, query: dict[str, str]) -> Response:
-        status, body = rest.handle(self, path, query, request.headers)
-        self.metrics.rest_requests[status] += 1
-        headers = Headers([("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
-        return Response(status, rest.REASONS.get(status, "OK"), headers, body)
-
-    def _control_handshake(
-        self, conn: InfowayConnection, request: Request, query: dict[str, str]
-    ) -> Response | None:
-        # The control channel can break every client: loopback peers only, and only with the token.
-        if not is_loopback(conn):
-            return self._refuse(conn, 403, "Forbidden: the control endpoint is for loopback clients only\n")
-        auth = request.headers.get("Authorization", "")
-        presented = auth.removeprefix("Bearer ").strip() or query.get("token", "")
-        if not hmac.compare_digest(presented.encode(), self.control_token.encode()):
-            return self._refuse(conn, 401, "Unauthorized: control token required\n")
-        conn.control = True
-        return None
-
-    def _service_endpoint(self, conn: ServerConnection, request: Request, path: str) -> Response:
+    def http_request(self, conn: Connection, req: HttpRequest) -> HttpResponse:
+        path = req.path
         if path == "/healthz":
-            body = orjson.dumps({"status": "ok", "connections": len(self.sessions)})
-            return Response(200, "OK", Headers([("Content-Type", "application/json")]), body)
+            body = orjson.dumps({"status": "ok", "connections": len(self.conns)})
+            return HttpResponse(200, body)
         if path == "/metrics":
-            text = self.metrics.render().encode()
-            return Response(200, "OK", Headers([("Content-Type", "text/plain; version=0.0.4")]), text)
-        return self._refuse(conn, 404, "Not Found\n")
+            return HttpResponse(200, self.metrics.render().encode(), "text/plain; version=0.0.4")
+        if is_rest_path(path):
+            resp = self.rest.handle(req.method, path, req.query, req.headers, req.body)
+            self.metrics.rest_requests[resp.status] += 1
+            headers = [("Allow", resp.allow)] if resp.allow else []
+            return HttpResponse(resp.status, resp.body, headers=headers)
+        if path in _UPGRADE_ONLY:
+            return HttpResponse(
+                426,
+                b"Upgrade Required: this is a WebSocket endpoint\n",
+                "text/plain",
+                [("Upgrade", "websocket")],
+            )
+        return HttpResponse(404, b'{"code":404,"message":"Not Found"}')
 
-    # -- connections -----------------------------------------------------------------------------------
+    def upgrade(self, conn: Connection, req: HttpRequest) -> HttpResponse | None:
+        up = Upgrade(req.path, req.query, req.headers, req.peer_host)
+        verdict = self.gate.decide(up, self.clock.monotonic())
+        if not isinstance(verdict, Accept):
+            self.metrics.handshakes_refused[verdict.status] += 1
+            return HttpResponse(
+                verdict.status, verdict.text.encode(), "text/plain; charset=utf-8", list(verdict.headers)
+            )
+        conn.kind, conn.key, conn.business, conn.slot_held = (
+            verdict.kind,
+            verdict.key,
+            verdict.business,
+            verdict.slot_held,
+        )
+        if verdict.kind != "control":
+            conn.conn_id = next(self._ids)
+            self._pending[conn] = verdict
+        return None
 
-    async def _handle(self, conn: InfowayConnection) -> None:
-        if conn.control:
-            await ControlChannel(self).serve(conn)
+    def ws_opened(self, conn: Connection) -> None:
+        if conn.kind == "control":
+            self._controls.add(conn)
             return
-        info = conn.infoway
-        assert info is not None
-        cfg = self.config
-        if info.business not in BUSINESSES:
-            self._send(conn, error_frame(514, f"WebSocket URL wrong：unknown business {info.business!r}"))
-            await conn.close(cfg.error_close_code, "WebSocket URL wrong")
-            return
-        if info.key in cfg.banned_keys:
-            self._send(conn, error_frame(511, "API key is blacklisted"))
-            await conn.close(cfg.error_close_code, "API key is blacklisted")
-            return
+        verdict = self._pending.pop(conn)
         now = self.clock.monotonic()
+        cfg = self.config
         session = Session(
-            info.conn_id,
-            info.key,
-            info.business,
-            cfg.plan_for(info.key),
+            conn.conn_id,
+            conn.key,
+            conn.business,
+            cfg.plan_for(conn.key),
             cfg,
-            self.quotas.account(info.key),
+            self.quotas.account(conn.key),
             now,
-            streams=self._streams_for(info.business),
+            streams=self._streams_for(conn.business),
             trace_factory=self._trace_id,
         )
-        self.sessions[info.conn_id] = (session, conn)
-        self.faults.on_open(conn)
+        conn.session = session
+        self.conns[conn.conn_id] = conn
         self.metrics.connections_total += 1
         log.info(
             "conn %d open key=%s business=%s peer=%s",
-            info.conn_id,
-            mask_key(info.key),
-            info.business,
-            info.peer,
+            conn.conn_id,
+            mask_key(conn.key),
+            conn.business,
+            conn.peer,
         )
-        reason = "closed"
-        try:
-            self._apply(session, conn, session.open())
-            self._arm_timer(session, conn)
-            async for message in conn:
-                self.metrics.frames_received += 1
-                self._apply(session, conn, session.receive(message, self.clock.monotonic()))
-        except ConnectionClosed as e:
-            reason = f"dropped ({e.rcvd.code if e.rcvd else 'no close frame'})"
-        finally:
-            self._forget(session, conn)
-            code = conn.close_code
-            log.info(
-                "conn %d %s code=%s after %.1fs (%d frames in)",
-                info.conn_id,
-                reason,
-                code,
-                self.clock.monotonic() - session.opened_at,
-                session.frames_received,
-            )
+        if verdict.error is not None:
+            code, msg = verdict.error
+            session.closed = True
+            self.outbox.send(conn, error_frame(code, msg))
+            conn.close(cfg.error_close_code, msg)
+            return
+        self.faults.on_open(conn)
+        self._apply(conn, session.open())
+        self._arm_timer(conn)
 
-    def _forget(self, session: Session, conn: InfowayConnection) -> None:
+    def ws_message(self, conn: Connection, data: str | bytes) -> None:
+        self.metrics.frames_received += 1
+        if conn.kind == "control":
+            reply = orjson.dumps(self.control.handle(data))
+            conn.write_frames([text_frame(reply)])
+            return
+        session = conn.session
+        if session is not None:
+            self._apply(conn, session.receive(data, self.clock.monotonic()))
+
+    def connection_lost(self, conn: Connection) -> None:
+        self._pending.pop(conn, None)
+        if conn.kind == "control":
+            self._controls.discard(conn)
+            return
+        if conn.slot_held:
+            conn.slot_held = False
+            self.quotas.disconnect(conn.key, conn.conn_id)
+        session = conn.session
+        if session is None:
+            return
         self.faults.on_close(conn)
-        timer = self._timers.pop(session.conn_id, None)
+        timer = self._timers.pop(conn.conn_id, None)
         if timer is not None:
             timer.cancel()
         for channel, symbols in session.channels():
             self.hub.remove(channel, symbols, conn)
         session.release()
-        self.sessions.pop(session.conn_id, None)
-        self.records.append(self._record(session, conn.close_code))
+        self.conns.pop(conn.conn_id, None)
+        close_code = conn.ws.close_code if conn.ws is not None else None
+        self.records.append(self._record(session, close_code))
+        log.info(
+            "conn %d closed code=%s after %.1fs (%d frames in)",
+            conn.conn_id,
+            close_code,
+            self.clock.monotonic() - session.opened_at,
+            session.frames_received,
+        )
+
+    # -- sessions --------------------------------------------------------------------------------------
+
+    def _apply(self, conn: Connection, actions: Iterable[Any]) -> None:
+        for action in actions:
+            if isinstance(action, Send):
+                self.outbox.send(conn, action.frame)
+            elif isinstance(action, Subscribe):
+                self.hub.add(action.channel, action.symbols, conn)
+                if self.clock.held:
+                    self._release_clock()
+            elif isinstance(action, Unsubscribe):
+                self.hub.remove(action.channel, action.symbols, conn)
+            elif isinstance(action, Close):
+                conn.close(action.code, action.reason)
+                self._arm_timer(conn)  # a closed session has no deadline: this only cancels its timer
+
+    def _release_clock(self) -> None:
+        """The first subscription starts a held market clock, a short settle time later, so that every
+        subscription a client sends at once sees the market from the same start (see Clock)."""
+        if not self._release_scheduled:
+            self._release_scheduled = True
+            asyncio.get_running_loop().call_later(self.config.start_settle, self.clock.release)
+
+    def _arm_timer(self, conn: Connection) -> None:
+        """One timer per connection, at the session's deadline; none while the deadline is infinite."""
+        timer = self._timers.pop(conn.conn_id, None)
+        if timer is not None:
+            timer.cancel()
+        session = conn.session
+        if session is None or conn.conn_id not in self.conns:
+            return
+        deadline = session.deadline()
+        if deadline == float("inf"):
+            return
+        delay = max(0.0, deadline - self.clock.monotonic())
+        self._timers[conn.conn_id] = asyncio.get_running_loop().call_later(delay, self._on_deadline, conn)
+
+    def _on_deadline(self, conn: Connection) -> None:
+        self._timers.pop(conn.conn_id, None)
+        self.metrics.timer_wakeups += 1
+        session = conn.session
+        if session is None or conn.conn_id not in self.conns:
+            return
+        actions = session.tick(self.clock.monotonic())
+        if actions:
+            self._apply(conn, actions)
+        else:
+            self._arm_timer(conn)  # a heartbeat moved the deadline on (re-armed lazily, not per heartbeat)
+
+    def _streams_for(self, business: str) -> Callable[[str], bool]:
+        symbols = {i.symbol for i in self.catalogue.for_business(business)}
+        return symbols.__contains__
+
+    def _trace_id(self) -> str:
+        # Server-originated errors (513) still carry a trace id; seeded so runs are reproducible.
+        return str(uuid.UUID(int=self._rng.getrandbits(128), version=4))
+
+    # -- outbox callbacks ------------------------------------------------------------------------------
+
+    def _violation(self, frame: dict[str, Any], err: schemas.ContractError) -> None:
+        # A frame the contract rejects is a bug in this server: record it, shout, and let tests fail.
+        self.metrics.contract_violations += 1
+        report = f"server frame breaks the contract: {err} frame={frame!r}"
+        if len(self.contract_violations) < 100:
+            self.contract_violations.append(report)
+        log.error(report)
+
+    def _drop_slow(self, conn: Connection) -> None:
+        transport = conn.transport
+        if transport is None or transport.is_closing():
+            return  # already on its way out: count each connection once
+        log.warning("conn %s dropped: send buffer over %d bytes", conn.conn_id, self.config.max_send_buffer)
+        self.metrics.slow_consumers_dropped += 1
+        conn.abort()
+
+    def _write_failed(self, conn: Connection, exc: BaseException) -> None:
+        self.metrics.connection_errors += 1
+        log.error("conn %s dropped: writing to it raised %r", conn.conn_id, exc)
+        with contextlib.suppress(Exception):
+            conn.abort()
+
+    def _backlogged(self) -> bool:
+        high = self.config.pump_high_water
+        return any(c.buffered() > high for c in self.conns.values())
+
+    # -- report, control rows, gauges ------------------------------------------------------------------
 
     def _record(self, session: Session, close_code: int | None, closed: bool = True) -> ConnectionRecord:
         return ConnectionRecord(
@@ -413,7 +596,9 @@ class MockServer:
 
     def report(self) -> dict[str, Any]:
         """The contract report so far: closed connections plus the ones still open."""
-        live = [self._record(s, None, closed=False) for s, _ in self.sessions.values()]
+        live = [
+            self._record(c.session, None, closed=False) for c in self.conns.values() if c.session is not None
+        ]
         cfg = self.config
 
         def rules_for(key: str) -> Rules:
@@ -426,234 +611,27 @@ class MockServer:
 
         return build_report([*self.records, *live], rules_for, self.clock.monotonic() - self.started)
 
-    def _arm_timer(self, session: Session, conn: InfowayConnection) -> None:
-        loop = asyncio.get_running_loop()
-        delay = max(0.0, session.deadline() - self.clock.monotonic())
-        self._timers[session.conn_id] = loop.call_later(delay, self._on_deadline, session, conn)
+    def _connection_rows(self) -> list[dict[str, Any]]:
+        return [
+            {
+                "id": c.conn_id,
+                "key": mask_key(c.key),
+                "business": c.business,
+                "kind": c.kind,
+                "peer": c.peer,
+                "products": len(c.session.products()) if c.session is not None else 0,
+            }
+            for c in self.conns.values()
+        ]
 
-    def _on_deadline(self, session: Session, conn: InfowayConnection) -> None:
-        self._timers.pop(session.conn_id, None)
-        if session.conn_id not in self.sessions:
-            return
-        # While a fault keeps us from reading, the client's heartbeats can't arrive: don't time it out.
-        actions = [] if self.faults.deaf(conn) else session.tick(self.clock.monotonic())
-        if actions:
-            self._apply(session, conn, actions)
-        else:
-            # A heartbeat moved the deadline: re-arm rather than resetting a timer on every heartbeat.
-            self._arm_timer(session, conn)
-
-    def _apply(self, session: Session, conn: InfowayConnection, actions: Iterable[Any]) -> None:
-        for action in actions:
-            if isinstance(action, Send):
-                self._send(conn, action.frame)
-            elif isinstance(action, Subscribe):
-                self.hub.add(action.channel, action.symbols, conn)
-            elif isinstance(action, Unsubscribe):
-                self.hub.remove(action.channel, action.symbols, conn)
-            elif isinstance(action, Close):
-                self._spawn(conn.close(action.code, action.reason))
-
-    def _send(self, conn: InfowayConnection, frame: dict[str, Any] | str) -> None:
-        if isinstance(frame, str):
-            data = frame.encode()
-        else:
-            self._check(frame)
-            code = frame.get("code", 0)
-            self.metrics.frames_sent[code] += 1
-            if "traceId" in frame:
-                self.metrics.errors_sent[code] += 1
-            data = orjson.dumps(frame)
-        if self.faults.shaped:
-            self.faults.push(conn, data)
-        else:
-            broadcast([conn], data, text=True)
-
-    def _check(self, frame: dict[str, Any]) -> None:
-        if not self.config.strict:
-            return
-        try:
-            schemas.validate_server_frame(frame, fast=True)
-        except schemas.ContractError as e:
-            self._violation(frame, e)
-
-    def _violation(self, frame: dict[str, Any], err: schemas.ContractError) -> None:
-        # A frame the contract rejects is a bug in this server: record it, shout, and let tests fail.
-        self.metrics.contract_violations += 1
-        report = f"server frame breaks the contract: {err} frame={frame!r}"
-        if len(self.contract_violations) < 100:
-            self.contract_violations.append(report)
-        log.error(report)
+    def _register_gauges(self) -> None:
+        g = self.metrics.gauge
+        g("connections", "Open WebSocket connections.", lambda: len(self.conns))
+        g("subscriptions", "(channel, symbol, connection) subscriptions.", self.hub.subscriptions)
+        g("quota_connections", "Connection slots held across keys.", self.quotas.total_connections)
+        g("quota_products", "Products held against key budgets.", self.quotas.total_products)
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-
-    def _streams_for(self, business: str) -> Any:
-        symbols = {i.symbol for i in self.catalogue.for_business(business)}
-        return symbols.__contains__
-
-    def _trace_id(self) -> str:
-        # Server-originated errors (513) still carry a trace id; seeded so runs are reproducible.
-        return str(uuid.UUID(int=self._rng.getrandbits(128), version=4))
-
-    # -- market pump -----------------------------------------------------------------------------------
-
-    async def _pump(self) -> None:
-        cfg = self.config
-        clock = self.clock
-        next_depth = next_kline = clock.monotonic()
-        while True:
-            now = clock.monotonic()
-            market_now = clock.market_ms(now)
-            self._drop_slow_consumers()
-            if cfg.pump_high_water and self._backlogged(cfg.pump_high_water):
-                await asyncio.sleep(cfg.pump_interval)
-                continue
-            self._batch = batch = Batch(cfg.max_send_buffer, self._drop_slow)
-            trades = self.market.advance(market_now)
-            if trades:
-                self._push_trades(trades, batch)
-            if now >= next_depth:
-                next_depth = max(next_depth + cfg.depth_interval, now)
-                for symbol, subs in list(self.hub.depth.items()):
-                    self._push(subs, PUSH_DEPTH, self.market.depth(symbol, market_now))
-            if now >= next_kline:
-                next_kline = max(next_kline + cfg.kline_interval, now)
-                for (symbol, ty), subs in list(self.hub.klines.items()):
-                    self._push(subs, PUSH_KLINE, self.market.kline(symbol, ty, market_now))
-            self._batch = None
-            batch.flush()
-            await asyncio.sleep(cfg.pump_interval)
-
-    def _push_trades(self, trades: list[Any], batch: Batch) -> None:
-        """The hottest loop of the server: one frame per trade, encoded and checked once, then fanned
-        out. Anything unusual (legacy pushes, send timestamps, faults in play) takes the general path."""
-        hub_trades = self.hub.trades
-        cfg = self.config
-        if cfg.legacy_trade_push or cfg.send_timestamp or self.faults.shaped:
-            for trade in trades:
-                subs = hub_trades.get(trade["s"])
-                if subs:
-                    if cfg.legacy_trade_push:
-                        self._push(subs, LEGACY_TRADE, {k: trade[k] for k in ("s", "p", "v", "t")})
-                    else:
-                        self._push(subs, PUSH_TRADE, trade)
-            return
-        check = self._checker(PUSH_TRADE) if cfg.strict else None
-        dumps, headers = orjson.dumps, SHORT_HEADERS
-        sent = 0
-        # Consecutive trades of one symbol go to the same subscribers: they are handed over as one run.
-        run_subs: Any = None
-        run: list[bytes] = []
-        for trade in trades:
-            subs = hub_trades.get(trade["s"])
-            if not subs:
-                continue
-            frame = {"code": PUSH_TRADE, "data": trade}
-            if check is not None:
-                try:
-                    check(frame)
-                except schemas.ContractError as e:
-                    self._violation(frame, e)
-            data = dumps(frame)
-            wire = headers[len(data)] + data if len(data) < 126 else text_frame(data)
-            if subs is not run_subs:
-                if run:
-                    batch.add_many(run_subs, run)
-                run_subs, run = subs, []
-            run.append(wire)
-            sent += len(subs)
-        if run:
-            batch.add_many(run_subs, run)
-        self.metrics.frames_sent[PUSH_TRADE] += sent
-
-    def _checker(self, code: int) -> Any:
-        checker = self._checkers.get(code)
-        if checker is None:
-            checker = self._checkers[code] = schemas.server_frame_checker(code)
-        return checker
-
-    def _push(self, subs: set[InfowayConnection], code: int, data: dict[str, Any]) -> None:
-        frame: dict[str, Any] = {"code": code, "data": data}
-        if self.config.send_timestamp:
-            frame["st"] = self.clock.wall_ms()
-        if self.config.strict:
-            try:
-                self._checker(code)(frame)
-            except schemas.ContractError as e:
-                self._violation(frame, e)
-        self.metrics.frames_sent[code] += len(subs)
-        data = orjson.dumps(frame)
-        batch = self._batch
-        shaped = self.faults.shaped
-        if shaped and not shaped.keys().isdisjoint(subs):
-            # Only connections under an ongoing fault take the slow path; the rest share one frame.
-            plain = [c for c in subs if c not in shaped]
-            if batch is not None:
-                batch.add(plain, text_frame(data))
-            else:
-                broadcast(plain, data, text=True)
-            for conn in subs & shaped.keys():
-                self.faults.push(conn, data)
-        elif batch is not None:
-            batch.add(subs, text_frame(data))
-        else:
-            broadcast(subs, data, text=True)
-
-    def _backlogged(self, high_water: int) -> bool:
-        for _, conn in self.sessions.values():
-            transport = conn.transport
-            if transport is not None and transport.get_write_buffer_size() > high_water:
-                return True
-        return False
-
-    def _drop_slow_consumers(self) -> None:
-        bound = self.config.max_send_buffer
-        for _, conn in list(self.sessions.values()):
-            transport = conn.transport
-            if transport is not None and transport.get_write_buffer_size() > bound:
-                self._drop_slow(conn)
-
-    def _drop_slow(self, conn: InfowayConnection) -> None:
-        transport = conn.transport
-        if transport is None or transport.is_closing():
-            return  # already on its way out: count each connection once
-        info = conn.infoway
-        log.warning(
-            "conn %s dropped: send buffer over %d bytes",
-            info.conn_id if info else "?",
-            self.config.max_send_buffer,
-        )
-        self.metrics.slow_consumers_dropped += 1
-        transport.abort()
-
-    def _register_gauges(self) -> None:
-        g = self.metrics.gauge
-        g("connections", "Open WebSocket connections.", lambda: len(self.sessions))
-        g("subscriptions", "(channel, symbol, connection) subscriptions.", self.hub.subscriptions)
-        g("quota_connections", "Connection slots held across keys.", self.quotas.total_connections)
-        g("quota_products", "Products held against key budgets.", self.quotas.total_products)
-
-
-_REASONS = {
-    401: "Unauthorized",
-    403: "Forbidden",
-    404: "Not Found",
-    427: "Too Many Connections",
-    429: "Too Many Requests",
-    499: "Client Closed Request",
-    500: "Internal Server Error",
-    502: "Bad Gateway",
-    503: "Service Unavailable",
-    524: "A Timeout Occurred",
-}
-
-
-def _peer(conn: ServerConnection) -> str:
-    try:
-        host, port = conn.remote_address[:2]
-        return f"{host}:{port}"
-    except Exception:
-        return "?"

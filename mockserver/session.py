@@ -6,6 +6,7 @@ out. No sockets, no clocks, no asyncio: the server shell does the I/O, so this i
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -14,17 +15,34 @@ from typing import Any
 import orjson
 
 from infoway_mock import schemas
+from infoway_mock.schemas.codes import (
+    DAILY_LIMIT,
+    DEPTH_LIMIT,
+    HEARTBEAT,
+    HEARTBEAT_ACK,
+    HEARTBEAT_TIMEOUT,
+    KLINE_LIMIT,
+    NOT_JSON,
+    PARAM_ERROR,
+    PARAM_LOST,
+    PRODUCTS_PER_CONNECTION,
+    PRODUCTS_PER_KEY,
+    RATE_LIMIT,
+    REQUESTS,
+    SUB_DEPTH,
+    SUB_KLINE,
+    SUB_TRADE,
+    UNSUB_ACK,
+    UNSUB_DEPTH,
+    UNSUB_KLINE,
+    UNSUB_TRADE,
+    WS_REQUEST_CODES,
+)
 
 from .config import Plan, ServerConfig
 from .limits import KeyAccount, SlidingWindow
 
-# Request codes (client -> server) and what they acknowledge with.
-SUB_TRADE, SUB_DEPTH, SUB_KLINE = 10000, 10003, 10006
-UNSUB_TRADE, UNSUB_DEPTH, UNSUB_KLINE = 11000, 11001, 11002
-HEARTBEAT = 10010
-UNSUB_ACK = 11010
-HEARTBEAT_ACK = 10011
-REQUEST_CODES = frozenset({SUB_TRADE, SUB_DEPTH, SUB_KLINE, UNSUB_TRADE, UNSUB_DEPTH, UNSUB_KLINE, HEARTBEAT})
+REQUEST_CODES = WS_REQUEST_CODES
 KLINE_TYPES = range(1, 13)
 
 WELCOME = {"code": 200, "msg": "ws connect success"}
@@ -109,6 +127,9 @@ class Session:
         self.last_heartbeat = now
         self.last_frame = now
         self.closed = False
+        # While the shell cannot read this connection (a stall fault), the client cannot be heard, so it
+        # cannot be timed out either: deadline() is infinite until resume_reading().
+        self.reading_paused = False
         self.rate = SlidingWindow(plan.rate_limit, config.rate_window)
         self.trades: set[str] = set()
         self.depth: set[str] = set()
@@ -122,6 +143,15 @@ class Session:
         self.peak_window_frames = 0
         self._recent: deque[float] = deque(maxlen=10_000)  # bounded even when the rate limit is off
         self.subscribed_ever: set[tuple[Channel, str]] = set()
+        self.requests_without_trace = 0  # the docs say trace is required; the report warns
+        self._handlers: dict[int, Callable[[Any, str], list[Action]]] = {
+            SUB_TRADE: self._sub_trade,
+            SUB_DEPTH: self._sub_depth,
+            SUB_KLINE: self._sub_kline,
+            UNSUB_TRADE: self._unsub_trade,
+            UNSUB_DEPTH: self._unsub_depth,
+            UNSUB_KLINE: self._unsub_kline,
+        }
 
     # -- lifecycle -------------------------------------------------------------------------------------
 
@@ -133,13 +163,28 @@ class Session:
         return out
 
     def deadline(self) -> float:
-        """When the heartbeat timeout fires unless a heartbeat arrives first."""
+        """When tick() has something to do: the heartbeat timeout, unless a heartbeat arrives first.
+
+        Infinite once closed or while reading is paused: a timer armed at deadline() must never find
+        itself due with nothing to do (that re-arms at zero delay and spins a core)."""
+        if self.closed or self.reading_paused:
+            return math.inf
         return self.last_heartbeat + self.config.heartbeat_timeout
 
     def tick(self, now: float) -> list[Action]:
-        if self.closed or now < self.deadline():
+        if now < self.deadline():
             return []
-        return self._fail(513, "Websocket heartbeat timeout", self._trace_factory())
+        return self._fail(HEARTBEAT_TIMEOUT, "Websocket heartbeat timeout", self._trace_factory())
+
+    def pause_reading(self, now: float) -> None:
+        """The shell stopped reading this connection (stall / stop_reading faults)."""
+        self.reading_paused = True
+
+    def resume_reading(self, now: float) -> None:
+        """Reading resumes: the client could not be heard meanwhile, so its heartbeat clock restarts."""
+        if self.reading_paused:
+            self.reading_paused = False
+            self.last_heartbeat = now
 
     def products(self) -> set[str]:
         out = self.trades | self.depth
@@ -180,14 +225,16 @@ class Session:
         if not self.rate.hit(now):
             limit = self.plan.rate_limit
             per = "minute" if self.config.rate_window == 60 else f"{self.config.rate_window:g} seconds"
-            return self._fail(501, f"Request frequency exceed the limit：{limit} times per {per}", "")
+            return self._fail(RATE_LIMIT, f"Request frequency exceed the limit：{limit} times per {per}", "")
         if isinstance(data, bytes):
-            return [self._error(515, "Param error：binary frames are not accepted, send JSON text")]
+            return [self._error(NOT_JSON, "Param error：binary frames are not accepted, send JSON text")]
         try:
             obj = orjson.loads(data)
         except orjson.JSONDecodeError:
-            return [self._error(515, "Param error：The param is not JSON")]
+            return [self._error(NOT_JSON, "Param error：The param is not JSON")]
         trace = obj.get("trace") if isinstance(obj, dict) else None
+        if not isinstance(trace, str):
+            self.requests_without_trace += 1
         trace = trace if isinstance(trace, str) and len(trace) <= self.config.max_trace_length else ""
         try:
             return self._request(obj, trace, now)
@@ -207,32 +254,54 @@ class Session:
                 self.account.day, self.account.requests_today = day, 0
             self.account.requests_today += 1
             if self.account.requests_today > self.plan.daily_request_limit:
-                raise RequestError(502, f"Daily request limit reached：{self.plan.daily_request_limit}")
+                raise RequestError(
+                    DAILY_LIMIT, f"Daily request limit reached：{self.plan.daily_request_limit}"
+                )
         if code == HEARTBEAT:
-            self.heartbeats += 1
-            self.max_heartbeat_gap = max(self.max_heartbeat_gap, now - self.last_heartbeat)
-            self.last_heartbeat = now
-            if obj.get("ack") == 1:
-                return [Send({"code": HEARTBEAT_ACK, "trace": trace, "msg": "ok"})]
-            return []
-        data = obj.get("data") or {}
-        if code == SUB_TRADE:
-            return self._subscribe({TRADE: self._codes(data["codes"])}, code, trace)
-        if code == SUB_DEPTH:
-            return self._subscribe({DEPTH: self._codes(data["codes"])}, code, trace)
-        if code == SUB_KLINE:
-            wanted: dict[Channel, set[str]] = {}
-            for entry in data["arr"]:
-                wanted.setdefault(kline_channel(entry["type"]), set()).update(self._codes(entry["codes"]))
-            return self._subscribe(wanted, code, trace)
-        if code in (UNSUB_TRADE, UNSUB_DEPTH):
-            channel = TRADE if code == UNSUB_TRADE else DEPTH
-            held = self.trades if code == UNSUB_TRADE else self.depth
-            codes = data.get("codes")
-            return self._unsubscribe(
-                {channel: set(held) if codes is None else self._codes(codes)}, code, trace
-            )
-        # UNSUB_KLINE: no codes = every symbol; klineTypes narrows to those intervals.
+            return self._heartbeat(obj, trace, now)
+        handler = self._handlers.get(code)
+        if handler is None:
+            # The schema gate knows the same codes; should it ever let another through, it is refused
+            # here rather than falling into some other request's branch.
+            raise RequestError(PARAM_ERROR, "Param error：The code is out of range")
+        return handler(obj.get("data") or {}, trace)
+
+    def _heartbeat(self, obj: dict[str, Any], trace: str, now: float) -> list[Action]:
+        self.heartbeats += 1
+        self.max_heartbeat_gap = max(self.max_heartbeat_gap, now - self.last_heartbeat)
+        self.last_heartbeat = now
+        data = obj.get("data")
+        # `ack` at the top level is what the docs show; inside `data` is how some clients send it.
+        if obj.get("ack") == 1 or (isinstance(data, dict) and data.get("ack") == 1):
+            return [Send({"code": HEARTBEAT_ACK, "trace": trace, "msg": "ok"})]
+        return []
+
+    def _sub_trade(self, data: dict[str, Any], trace: str) -> list[Action]:
+        return self._subscribe({TRADE: self._codes(data["codes"])}, SUB_TRADE, trace)
+
+    def _sub_depth(self, data: dict[str, Any], trace: str) -> list[Action]:
+        return self._subscribe({DEPTH: self._codes(data["codes"])}, SUB_DEPTH, trace)
+
+    def _sub_kline(self, data: dict[str, Any], trace: str) -> list[Action]:
+        wanted: dict[Channel, set[str]] = {}
+        for entry in data["arr"]:
+            wanted.setdefault(kline_channel(entry["type"]), set()).update(self._codes(entry["codes"]))
+        return self._subscribe(wanted, SUB_KLINE, trace)
+
+    def _unsub_trade(self, data: dict[str, Any], trace: str) -> list[Action]:
+        codes = data.get("codes")
+        return self._unsubscribe(
+            {TRADE: set(self.trades) if codes is None else self._codes(codes)}, UNSUB_TRADE, trace
+        )
+
+    def _unsub_depth(self, data: dict[str, Any], trace: str) -> list[Action]:
+        codes = data.get("codes")
+        return self._unsubscribe(
+            {DEPTH: set(self.depth) if codes is None else self._codes(codes)}, UNSUB_DEPTH, trace
+        )
+
+    def _unsub_kline(self, data: dict[str, Any], trace: str) -> list[Action]:
+        """No codes = every symbol; klineTypes narrows to those intervals."""
         types = data.get("klineTypes")
         tys = set(self.klines) if types is None else {int(t) for t in str(types).split(",") if t.strip()}
         codes = data.get("codes")
@@ -240,13 +309,14 @@ class Session:
         for ty in tys:
             held = self.klines.get(ty, set())
             drop[kline_channel(ty)] = set(held) if codes is None else self._codes(codes)
-        return self._unsubscribe(drop, code, trace)
+        return self._unsubscribe(drop, UNSUB_KLINE, trace)
 
     def _codes(self, codes: str) -> set[str]:
         items = [c.strip() for c in codes.split(",")]
         if len(items) > self.config.max_codes_per_request:
             raise RequestError(
-                506, f"Param error：too many codes in one request (limit {self.config.max_codes_per_request})"
+                PARAM_ERROR,
+                f"Param error：too many codes in one request (limit {self.config.max_codes_per_request})",
             )
         return {c for c in items if c}
 
@@ -269,20 +339,25 @@ class Session:
         plan = self.plan
         if len(after) > plan.max_products_per_connection:
             raise RequestError(
-                505, f"Single WS subscribe exceeds the limit {plan.max_products_per_connection}"
+                PRODUCTS_PER_CONNECTION,
+                f"Single WS subscribe exceeds the limit {plan.max_products_per_connection}",
             )
         others = self.account.products_total(excluding=self.conn_id)
         if plan.max_products and others + len(after) > plan.max_products:
-            raise RequestError(516, f"Subscribe products exceed the limit of the key：{plan.max_products}")
+            raise RequestError(
+                PRODUCTS_PER_KEY, f"Subscribe products exceed the limit of the key：{plan.max_products}"
+            )
         if plan.max_depth_products and DEPTH in new_sets and len(new_sets[DEPTH]) > plan.max_depth_products:
-            raise RequestError(504, f"Depth subscribe exceeds the limit {plan.max_depth_products}")
+            raise RequestError(DEPTH_LIMIT, f"Depth subscribe exceeds the limit {plan.max_depth_products}")
         if plan.max_kline_subscriptions:
             pairs = sum(len(new_sets.get(ch, held)) for ch, held in self.channels() if ch[0] == "kline")
             pairs += sum(
                 len(s) for ch, s in new_sets.items() if ch[0] == "kline" and ch[1] not in self.klines
             )
             if pairs > plan.max_kline_subscriptions:
-                raise RequestError(503, f"Kline subscribe exceeds the limit {plan.max_kline_subscriptions}")
+                raise RequestError(
+                    KLINE_LIMIT, f"Kline subscribe exceeds the limit {plan.max_kline_subscriptions}"
+                )
 
         out: list[Action] = []
         for ch, syms in new_sets.items():
@@ -298,7 +373,7 @@ class Session:
                 out.append(Subscribe(ch, added))
         self._prune()
         self.account.products[self.conn_id] = len(after)
-        out.append(Send({"code": code + 1, "trace": trace, "msg": "ok"}))
+        out.append(Send({"code": REQUESTS[code].ack, "trace": trace, "msg": "ok"}))
         return out
 
     def _unsubscribe(self, drop: dict[Channel, set[str]], code: int, trace: str) -> list[Action]:
@@ -335,8 +410,8 @@ class Session:
 def _request_error(err: schemas.ContractError) -> RequestError:
     v = err.violations[0]
     if v.rule == "unknown-code":
-        return RequestError(506, "Param error：The code is out of range")
+        return RequestError(PARAM_ERROR, "Param error：The code is out of range")
     if v.rule == "required":
         member = v.path.rsplit(".", 1)[-1].split("[", 1)[0] or "code"
-        return RequestError(507, f"Param lost：{member}")
-    return RequestError(506, f"Param error：{v.path} {v.message}"[:300])
+        return RequestError(PARAM_LOST, f"Param lost：{member}")
+    return RequestError(PARAM_ERROR, f"Param error：{v.path} {v.message}"[:300])

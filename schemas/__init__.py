@@ -11,6 +11,7 @@ from .errors import ContractError, Violation
 from .registry import CLIENT_SCHEMAS, SCHEMA_DIR, SERVER_SCHEMAS, load, names
 from .semantic import CHECKS as SEMANTIC_CHECKS
 from .validate import (
+    instance_violations,
     is_valid_server_frame,
     schema_violations,
     server_frame_checker,
@@ -26,6 +27,7 @@ __all__ = [
     "SERVER_SCHEMAS",
     "ContractError",
     "Violation",
+    "instance_violations",
     "is_valid_server_frame",
     "load",
     "names",

@@ -137,6 +137,21 @@ def is_valid_server_frame(obj: Any) -> bool:
     return True
 
 
+def instance_violations(obj: Any, schema: dict[str, Any], *, at: str = "$") -> list[Violation]:
+    """Every violation of an in-memory schema (one generated at run time, e.g. the fault registry's),
+    most specific first, with paths prefixed by `at` (where the instance sits in a larger document)."""
+    errors = list(EcmaValidator(schema, registry=registry()).iter_errors(obj))
+    if not errors:
+        return []
+    best = best_match(errors)
+    rest = sorted((e for e in errors if e is not best), key=_depth, reverse=True)
+    out = []
+    for e in [best, *rest]:
+        v = _to_violation(e)
+        out.append(Violation(at + v.path[1:], v.value, v.rule, v.message))
+    return out
+
+
 def validate_document(obj: Any, name: str, *, source: str | None = None) -> None:
     """Validate a whole document (a REST body row, a config or scenario file) against schema `name`."""
     found = schema_violations(obj, name)

@@ -89,8 +89,8 @@ async def test_delay_holds_pushes_back(server, connect) -> None:
 
 async def test_error_frame_then_close(server, connect) -> None:
     ws = await subscribed(connect, server)
-    await server.faults.apply(Fault("error", code=524, then_close=True))
-    err = await ws.expect_code(524)
+    await server.faults.apply(Fault("error", code=500, then_close=True))
+    err = await ws.expect_code(500)
     assert set(err) == {"traceId", "code", "msg"}
     await drain_closed(ws)
 
@@ -203,7 +203,7 @@ async def test_fault_cli_through_control_endpoint(make_server, connect) -> None:
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "mockserver",
+        "infoway_mock.mockserver",
         "fault",
         "close",
         "--all",

@@ -11,7 +11,6 @@ from infoway_mock.client import InfowayClient
 from infoway_mock.mockserver import scenario as sc
 from infoway_mock.mockserver.config import config_from_dict
 from infoway_mock.mockserver.report import summary
-from infoway_mock.mockserver.scenario import play
 from infoway_mock.mockserver.server import MockServer
 from tests.conftest import fast_config
 
@@ -60,7 +59,7 @@ async def test_reference_client_passes_every_scenario(name: str) -> None:
                     pass
 
             consumer = asyncio.create_task(consume())
-            await play(srv, scenario, scale=SCALE)
+            await srv.play(scenario, scale=SCALE)
             # After the last fault, give the client its reconnect and resubscription, then judge.
             deadline = time.monotonic() + 10
             while not resubscribed(srv):

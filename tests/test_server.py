@@ -251,7 +251,7 @@ async def test_rest_errors(server) -> None:
     status, _, body = await aget(f"{server.http_url}/stock/batch_trade/AAPL", {"apiKey": "demo"})
     assert status == 200 and orjson.loads(body)["ret"] == 500
     status, _, body = await aget(f"{server.http_url}/crypto/batch_kline/1/501/BTCUSDT", {"apiKey": "demo"})
-    assert orjson.loads(body)["ret"] == 500
+    assert orjson.loads(body)["ret"] == 503  # "Kline quantity exceeds the limit" (the SDK's label)
 
 
 async def test_restart_drops_everyone_and_comes_back_on_same_port(server, connect) -> None:

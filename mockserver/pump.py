@@ -1,0 +1,124 @@
+"""The market pump: the only thing that advances the market, and the source of every push.
+
+Pushes follow market time, not the event loop's: depth and kline snapshots fall on a fixed grid of market
+times (every depth_interval / kline_interval of wall time, scaled by the clock's speed), and each grid
+point sees exactly the trades up to it. So the stream is a function of (seed, start, speed, subscriptions)
+and two runs with the same `--start` give the same frames, whatever the loop's timing.
+
+A step that raises is logged and counted and the next one goes on: the pump cannot die.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from infoway_mock.schemas.codes import PUSH_DEPTH, PUSH_KLINE
+
+from .clock import Clock
+from .hub import Hub
+from .market import Market
+from .metrics import Metrics
+from .outbox import Outbox
+
+log = logging.getLogger("infoway.mock")
+
+MAX_GRID_STEPS = 100  # grid points one step catches up on; past that the pump skips ahead (counted)
+
+
+class Pump:
+    def __init__(
+        self,
+        market: Market,
+        clock: Clock,
+        hub: Hub[Any],
+        outbox: Outbox,
+        metrics: Metrics,
+        *,
+        interval: float,
+        depth_interval: float,
+        kline_interval: float,
+        is_open: Callable[[str, int], bool] = lambda symbol, t: True,
+        backlogged: Callable[[], bool] = lambda: False,
+    ) -> None:
+        self.market = market
+        self.clock = clock
+        self.hub = hub
+        self.outbox = outbox
+        self.metrics = metrics
+        self.is_open = is_open
+        self.backlogged = backlogged  # benchmarks only: hold while clients are behind (pump_high_water)
+        self.set_intervals(interval, depth_interval, kline_interval)
+        start = market.now_ms
+        self.next_depth = start + self.depth_step
+        self.next_kline = start + self.kline_step
+
+    def set_intervals(self, interval: float, depth_interval: float, kline_interval: float) -> None:
+        """Seconds of wall time; depth and kline snapshots fall on a grid of market time scaled to them."""
+        self.interval = interval
+        self.depth_step = max(1, round(depth_interval * 1000 * self.clock.speed))
+        self.kline_step = max(1, round(kline_interval * 1000 * self.clock.speed))
+
+    async def run(self) -> None:
+        while True:
+            if not self.backlogged():
+                try:
+                    self.step(self.clock.market_ms())
+                except Exception:
+                    self.metrics.pump_errors += 1
+                    log.exception("market pump step failed; the pump goes on")
+            await asyncio.sleep(self.interval)  # the pump's own cadence, not a wait for an event
+
+    def step(self, target_ms: int) -> None:
+        """Advance the market to target_ms, pushing everything due, in market-time order."""
+        if target_ms <= self.market.now_ms:
+            return
+        self._skip_ahead(target_ms)
+        outbox = self.outbox
+        outbox.begin()
+        try:
+            while True:
+                t = min(self.next_depth, self.next_kline)
+                if t > target_ms:
+                    break
+                self._trades(t)
+                if t == self.next_depth:
+                    self._depth(t)
+                    self.next_depth += self.depth_step
+                if t == self.next_kline:
+                    self._klines(t)
+                    self.next_kline += self.kline_step
+            self._trades(target_ms)
+        finally:
+            outbox.end()
+
+    def _skip_ahead(self, target_ms: int) -> None:
+        """After a long pause (a stopped process, a blocked loop) catch up on at most MAX_GRID_STEPS
+        snapshots per kind instead of flooding every client with stale ones."""
+        for name, step in (("next_depth", self.depth_step), ("next_kline", self.kline_step)):
+            due = getattr(self, name)
+            behind = (target_ms - due) // step
+            if behind > MAX_GRID_STEPS:
+                skipped = behind - MAX_GRID_STEPS
+                setattr(self, name, due + skipped * step)
+                subs = self.hub.depth if name == "next_depth" else self.hub.klines
+                self.metrics.pushes_skipped += skipped * len(subs)
+
+    def _trades(self, t: int) -> None:
+        trades = self.market.advance(t)
+        if trades:
+            self.outbox.push_trades(trades, self.hub.trades)
+
+    def _depth(self, t: int) -> None:
+        market, push, is_open = self.market, self.outbox.push, self.is_open
+        for symbol, subs in list(self.hub.depth.items()):
+            if is_open(symbol, t):
+                push(subs, PUSH_DEPTH, market.depth(symbol, t), len(subs))
+
+    def _klines(self, t: int) -> None:
+        market, push, is_open = self.market, self.outbox.push, self.is_open
+        for (symbol, ty), subs in list(self.hub.klines.items()):
+            if is_open(symbol, t):
+                push(subs, PUSH_KLINE, market.kline(symbol, ty, t), len(subs))
