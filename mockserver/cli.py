@@ -121,12 +121,11 @@ def _fault_parser(sub: Any) -> None:
     kinds = f.add_subparsers(dest="kind", required=True, metavar="KIND")
     for name, kind in KINDS.items():
         k = kinds.add_parser(name, help=kind.summary, description=kind.summary)
-        if kind.targets:
-            target = k.add_mutually_exclusive_group()
-            if "conn" in kind.targets:
-                target.add_argument("--conn", type=int, help="one connection id (see `infoway-mock report`)")
-            target.add_argument("--key", help="every connection of one API key")
-            target.add_argument("--all", action="store_true", help="every connection (the default)")
+        # Every kind gets every target option; the registry says which it accepts, in one clear line.
+        target = k.add_mutually_exclusive_group()
+        target.add_argument("--conn", type=int, help="one connection id (see `infoway-mock report`)")
+        target.add_argument("--key", help="every connection of one API key")
+        target.add_argument("--all", action="store_true", help="every connection (the default)")
         for param, spec in kind.params.items():
             _param_option(k, param, spec)
         k.add_argument("assign", nargs="*", metavar="NAME=VALUE", help="parameters as name=value")

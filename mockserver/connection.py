@@ -335,6 +335,11 @@ class Connection(asyncio.Protocol):
             if event is h11.NEED_DATA or event is h11.PAUSED:
                 return
             if isinstance(event, h11.Request):
+                # h11 bounds a head that arrives in pieces; one that arrives whole is bounded here.
+                size = len(event.target) + sum(len(n) + len(v) + 4 for n, v in event.headers)
+                if size > self.limits.max_http_head:
+                    self._error_response(431, f"Request head over {self.limits.max_http_head} bytes\n")
+                    return
                 self._request, self._body, self._body_size = event, [], 0
             elif isinstance(event, h11.Data):
                 self._body_size += len(event.data)

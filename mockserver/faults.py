@@ -50,13 +50,6 @@ class FaultError(ValueError):
     """A fault that cannot be applied as asked; the message starts with the JSON path of the problem."""
 
 
-class Target(Protocol):
-    """A connection as faults see it."""
-
-    conn_id: int
-    key: str
-
-
 class FaultContext(Protocol):
     """The narrow port the kinds act through (the server provides it; faults never see the server)."""
 

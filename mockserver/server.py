@@ -98,10 +98,6 @@ LIVE_SETTINGS = frozenset(
 )
 
 
-class ContractViolation(AssertionError):
-    """The server tried to send a frame that breaks the contract: a server bug (strict mode)."""
-
-
 class _FaultPort:
     """What fault kinds may do to the server (the FaultContext protocol), and nothing more."""
 

@@ -36,13 +36,11 @@ from infoway_mock.schemas.codes import (
     UNSUB_DEPTH,
     UNSUB_KLINE,
     UNSUB_TRADE,
-    WS_REQUEST_CODES,
 )
 
 from .config import Plan, ServerConfig
 from .limits import KeyAccount, SlidingWindow
 
-REQUEST_CODES = WS_REQUEST_CODES
 KLINE_TYPES = range(1, 13)
 
 WELCOME = {"code": 200, "msg": "ws connect success"}
@@ -125,7 +123,6 @@ class Session:
         self._trace_factory = trace_factory
         self.opened_at = now
         self.last_heartbeat = now
-        self.last_frame = now
         self.closed = False
         # While the shell cannot read this connection (a stall fault), the client cannot be heard, so it
         # cannot be timed out either: deadline() is infinite until resume_reading().
@@ -211,7 +208,6 @@ class Session:
         if self.closed:
             return []
         self.frames_received += 1
-        self.last_frame = now
         recent = self._recent
         recent.append(now)
         cutoff = now - self.config.rate_window

@@ -105,6 +105,9 @@ async def connect() -> AsyncIterator[Callable[..., Any]]:
     opened: list[WS] = []
 
     async def factory(url: str, welcome: bool = True, **kwargs: Any) -> WS:
+        # A test client that stopped reading has a full queue and cannot read the server's close reply:
+        # don't let its close handshake wait websockets' default 10 s at teardown.
+        kwargs.setdefault("close_timeout", 0.5)
         conn = await websockets.connect(url, compression=None, open_timeout=5, **kwargs)
         ws = WS(conn)
         opened.append(ws)

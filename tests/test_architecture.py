@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -61,5 +62,36 @@ def test_schemas_import_neither() -> None:
         for p in _files("schemas")
         for line, mod in _imports(p)
         if mod.startswith(("infoway_mock.mockserver", "infoway_mock.client"))
+    ]
+    assert not bad, "\n".join(bad)
+
+
+def test_only_the_entry_points_import_the_server_module() -> None:
+    """The server is the composition root: parts get narrow ports, they never reach into it."""
+    allowed = {
+        "mockserver/cli.py",
+        "mockserver/background.py",
+        "mockserver/__init__.py",
+        "mockserver/server.py",
+    }
+    bad = [
+        f"{p.relative_to(ROOT)}:{line} imports {mod}"
+        for p in _files("mockserver", "client", "schemas")
+        if str(p.relative_to(ROOT)) not in allowed
+        for line, mod in _imports(p)
+        if mod == "infoway_mock.mockserver.server" or mod.startswith("infoway_mock.mockserver.server.")
+    ]
+    assert not bad, "\n".join(bad)
+
+
+def test_commands_use_the_installed_names() -> None:
+    """A bare `-m` package name only works from a checkout, and runs the same files under another name."""
+    pattern = re.compile(r"""(-m\s+|["']-m["'],\s*["'])(schemas|mockserver|client)\b""")
+    texts = [*_files(*PY_DIRS), ROOT / "Makefile", ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
+    bad = [
+        f"{p.relative_to(ROOT)}:{i}: {line.strip()}"
+        for p in texts
+        for i, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1)
+        if pattern.search(line)
     ]
     assert not bad, "\n".join(bad)

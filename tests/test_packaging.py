@@ -10,6 +10,7 @@ editable install's import hook in this venv is never run there.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -69,22 +70,23 @@ def _run(cmd: list[str], cwd: Path, env: dict[str, str] | None = None) -> subpro
 
 
 def test_wheel_in_a_project_with_its_own_schemas_and_client(tmp_path: Path) -> None:
+    # Built from a copy: setuptools writes build/ and *.egg-info next to the sources it builds.
+    src = tmp_path / "src"
+    skip = shutil.ignore_patterns(".venv", ".git", "build", "reports", "__pycache__", "*.egg-info", ".*cache")
+    shutil.copytree(ROOT, src, ignore=skip)
     dist = tmp_path / "dist"
-    _run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "wheel",
-            "--no-deps",
-            "--no-build-isolation",
-            "-q",
-            "-w",
-            str(dist),
-            ".",
-        ],
-        ROOT,
-    )
+    wheel_cmd = [
+        sys.executable,
+        "-m",
+        "pip",
+        "wheel",
+        "--no-deps",
+        "--no-build-isolation",
+        "-q",
+        "-w",
+        str(dist),
+    ]
+    _run([*wheel_cmd, "."], src)
     wheel = next(dist.glob("infoway_mock-*.whl"))
     tops = {name.split("/", 1)[0] for name in zipfile.ZipFile(wheel).namelist()}
     assert not tops & set(CLASHING), f"the wheel installs top-level {sorted(tops & set(CLASHING))}"

@@ -256,3 +256,50 @@ def test_channels_and_release_return_to_idle() -> None:
     s.release()
     quotas.disconnect("demo", 1)
     assert quotas.total_products() == 0 and quotas.total_connections() == 0
+
+
+# -- issue 12: deafness lives in the session; unknown codes have their own arm ---------------------------
+
+
+def test_deadline_is_infinite_while_reading_is_paused_and_restarts_on_resume() -> None:
+    """A timer armed at deadline() must never find itself due with nothing to do: that spun a core."""
+    s = make(heartbeat_timeout=5.0)
+    assert s.deadline() == 5.0
+    s.pause_reading(now=4.0)
+    assert s.deadline() == float("inf")
+    assert s.tick(now=100.0) == []  # deaf: the client could not be heard, so it is not timed out
+    s.resume_reading(now=100.0)
+    assert s.deadline() == 105.0  # a fresh heartbeat window from the moment we listen again
+    assert s.tick(now=104.9) == []
+    assert [a.frame["code"] for a in s.tick(now=105.0) if isinstance(a, Send)] == [513]
+
+
+def test_deadline_is_infinite_once_closed() -> None:
+    s = make(heartbeat_timeout=5.0)
+    assert s.tick(now=5.0)  # 513 and close
+    assert s.closed and s.deadline() == float("inf")
+    assert s.tick(now=50.0) == []
+
+
+def test_unknown_code_past_the_schema_gate_is_506_not_a_kline_unsubscribe(monkeypatch: Any) -> None:
+    """Should the schema gate ever let an unknown code through, dispatch refuses it explicitly (it used
+    to fall into the last branch and be handled as an 11002 kline unsubscribe, acked 11010)."""
+    from infoway_mock import schemas
+
+    monkeypatch.setattr(schemas, "validate_client_frame", lambda obj, fast=False: None)
+    s = make()
+    (frame,) = sent(s.receive(req(10042, {"codes": "BTCUSDT"}), now=1.0))
+    assert frame["code"] == 506 and frame["msg"] == "Param error：The code is out of range"
+
+
+def test_heartbeat_ack_inside_data_is_honoured() -> None:
+    s = make()
+    (frame,) = sent(s.receive(req(10010, {"ack": 1}, trace="hb"), now=1.0))
+    assert frame == {"code": 10011, "trace": "hb", "msg": "ok"}
+
+
+def test_requests_without_trace_are_counted() -> None:
+    s = make()
+    s.receive(orjson.dumps({"code": 10010}).decode(), now=1.0)
+    s.receive(req(10010), now=2.0)
+    assert s.requests_without_trace == 1
