@@ -58,6 +58,7 @@ class ServerConfig:
     rate_window: float = 60.0
     depth_interval: float = 0.1
     kline_interval: float = 1.0
+    news_interval: float = 5.0  # a news item on /news this often (per language subscribed)
     pump_interval: float = 0.01  # how often the market is advanced and trades fanned out
 
     # Market.

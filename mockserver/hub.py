@@ -15,8 +15,10 @@ class Hub(Generic[C]):
 
     def __init__(self) -> None:
         self.trades: dict[str, set[C]] = {}
+        self.trades_ty: dict[str, set[C]] = {}  # subset of trades whose pushes carry `ty` (includeTy)
         self.depth: dict[str, set[C]] = {}
         self.klines: dict[tuple[str, int], set[C]] = {}
+        self.news: dict[str, set[C]] = {}  # /news subscribers by language
 
     def _map_key(self, channel: Channel, symbol: str) -> tuple[dict, object]:
         kind, ty = channel
@@ -24,6 +26,10 @@ class Hub(Generic[C]):
             return self.trades, symbol
         if kind == "depth":
             return self.depth, symbol
+        if kind == "trade_ty":
+            return self.trades_ty, symbol
+        if kind == "news":
+            return self.news, symbol
         return self.klines, (symbol, ty)
 
     def add(self, channel: Channel, symbols: Iterable[str], conn: C) -> None:
@@ -42,7 +48,7 @@ class Hub(Generic[C]):
 
     def subscriptions(self) -> int:
         """(channel, symbol, connection) triples: returns to 0 when every connection has gone."""
-        return sum(len(s) for m in (self.trades, self.depth, self.klines) for s in m.values())
+        return sum(len(s) for m in (self.trades, self.depth, self.klines, self.news) for s in m.values())
 
     def connections(self) -> Iterator[C]:
         seen: set[int] = set()

@@ -15,7 +15,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from infoway_mock.schemas.codes import PUSH_DEPTH, PUSH_KLINE
+from infoway_mock.schemas.codes import PUSH_DEPTH, PUSH_KLINE, PUSH_NEWS
 
 from .clock import Clock
 from .hub import Hub
@@ -42,6 +42,8 @@ class Pump:
         kline_interval: float,
         is_open: Callable[[str, int], bool] = lambda symbol, t: True,
         backlogged: Callable[[], bool] = lambda: False,
+        news: Callable[[int, int, str], dict[str, Any]] | None = None,
+        news_interval: float = 5.0,
     ) -> None:
         self.market = market
         self.clock = clock
@@ -50,16 +52,27 @@ class Pump:
         self.metrics = metrics
         self.is_open = is_open
         self.backlogged = backlogged  # benchmarks only: hold while clients are behind (pump_high_water)
-        self.set_intervals(interval, depth_interval, kline_interval)
-        start = market.now_ms
+        self.news = news  # (index, market ms, lang) -> a news item; None = no news wire
+        self.set_intervals(interval, depth_interval, kline_interval, news_interval)
+        self.start = start = market.now_ms
         self.next_depth = start + self.depth_step
         self.next_kline = start + self.kline_step
+        self.next_news = start + self.news_step
 
-    def set_intervals(self, interval: float, depth_interval: float, kline_interval: float) -> None:
-        """Seconds of wall time; depth and kline snapshots fall on a grid of market time scaled to them."""
+    def set_intervals(
+        self,
+        interval: float,
+        depth_interval: float,
+        kline_interval: float,
+        news_interval: float | None = None,
+    ) -> None:
+        """Seconds of wall time; snapshots and news fall on a grid of market time scaled to them."""
         self.interval = interval
-        self.depth_step = max(1, round(depth_interval * 1000 * self.clock.speed))
-        self.kline_step = max(1, round(kline_interval * 1000 * self.clock.speed))
+        speed = self.clock.speed
+        self.depth_step = max(1, round(depth_interval * 1000 * speed))
+        self.kline_step = max(1, round(kline_interval * 1000 * speed))
+        if news_interval is not None:
+            self.news_step = max(1, round(news_interval * 1000 * speed))
 
     async def run(self) -> None:
         while True:
@@ -80,7 +93,7 @@ class Pump:
         outbox.begin()
         try:
             while True:
-                t = min(self.next_depth, self.next_kline)
+                t = min(self.next_depth, self.next_kline, self.next_news)
                 if t > target_ms:
                     break
                 self._trades(t)
@@ -90,6 +103,9 @@ class Pump:
                 if t == self.next_kline:
                     self._klines(t)
                     self.next_kline += self.kline_step
+                if t == self.next_news:
+                    self._news(t)
+                    self.next_news += self.news_step
             self._trades(target_ms)
         finally:
             outbox.end()
@@ -97,25 +113,36 @@ class Pump:
     def _skip_ahead(self, target_ms: int) -> None:
         """After a long pause (a stopped process, a blocked loop) catch up on at most MAX_GRID_STEPS
         snapshots per kind instead of flooding every client with stale ones."""
-        for name, step in (("next_depth", self.depth_step), ("next_kline", self.kline_step)):
+        for name, step in (
+            ("next_depth", self.depth_step),
+            ("next_kline", self.kline_step),
+            ("next_news", self.news_step),
+        ):
             due = getattr(self, name)
             behind = (target_ms - due) // step
             if behind > MAX_GRID_STEPS:
                 skipped = behind - MAX_GRID_STEPS
                 setattr(self, name, due + skipped * step)
-                subs = self.hub.depth if name == "next_depth" else self.hub.klines
+                subs = {"next_depth": self.hub.depth, "next_kline": self.hub.klines}.get(name, self.hub.news)
                 self.metrics.pushes_skipped += skipped * len(subs)
 
     def _trades(self, t: int) -> None:
         trades = self.market.advance(t)
         if trades:
-            self.outbox.push_trades(trades, self.hub.trades)
+            self.outbox.push_trades(trades, self.hub.trades, self.hub.trades_ty)
 
     def _depth(self, t: int) -> None:
         market, push, is_open = self.market, self.outbox.push, self.is_open
         for symbol, subs in list(self.hub.depth.items()):
             if is_open(symbol, t):
                 push(subs, PUSH_DEPTH, market.depth(symbol, t), len(subs))
+
+    def _news(self, t: int) -> None:
+        if self.news is None or not self.hub.news:
+            return
+        index = (t - self.start) // self.news_step
+        for lang, subs in list(self.hub.news.items()):
+            self.outbox.push(subs, PUSH_NEWS, self.news(index, t, lang), len(subs))
 
     def _klines(self, t: int) -> None:
         market, push, is_open = self.market, self.outbox.push, self.is_open

@@ -43,12 +43,13 @@ from .hub import Hub
 from .limits import QuotaBook
 from .market import Market
 from .metrics import Metrics
+from .news import NewsSession, news_item
 from .outbox import Outbox
 from .pump import Pump
 from .report import ConnectionRecord, Rules, build_report
 from .rest import RestService, is_rest_path
 from .scenario import Scenario, play
-from .session import Close, Send, Session, Subscribe, Unsubscribe, error_frame
+from .session import BaseSession, Close, Send, Session, Subscribe, Unsubscribe, error_frame
 
 log = logging.getLogger("infoway.mock")
 
@@ -208,7 +209,12 @@ class MockServer:
             depth_interval=cfg.depth_interval,
             kline_interval=cfg.kline_interval,
             backlogged=self._backlogged if cfg.pump_high_water else (lambda: False),
+            news=self._news_item,
+            news_interval=cfg.news_interval,
         )
+        self._news_symbols = [
+            (i.symbol, i.name) for i in self.catalogue.all() if i.business not in ("common",)
+        ]
         self.records: collections.deque[ConnectionRecord] = collections.deque(maxlen=cfg.max_report_records)
         self.started = self.clock.monotonic()
         self.port: int = cfg.port
@@ -415,7 +421,7 @@ class MockServer:
         verdict = self._pending.pop(conn)
         now = self.clock.monotonic()
         cfg = self.config
-        session = Session(
+        args = (
             conn.conn_id,
             conn.key,
             conn.business,
@@ -423,9 +429,12 @@ class MockServer:
             cfg,
             self.quotas.account(conn.key),
             now,
-            streams=self._streams_for(conn.business),
-            trace_factory=self._trace_id,
         )
+        session: BaseSession
+        if conn.kind == "news":
+            session = NewsSession(*args, trace_factory=self._trace_id)
+        else:
+            session = Session(*args, streams=self._streams_for(conn.business), trace_factory=self._trace_id)
         conn.session = session
         self.conns[conn.conn_id] = conn
         self.metrics.connections_total += 1
@@ -463,7 +472,10 @@ class MockServer:
             return
         if conn.slot_held:
             conn.slot_held = False
-            self.quotas.disconnect(conn.key, conn.conn_id)
+            if conn.kind == "news":
+                self.quotas.disconnect_news(conn.key)
+            else:
+                self.quotas.disconnect(conn.key, conn.conn_id)
         session = conn.session
         if session is None:
             return
@@ -471,7 +483,7 @@ class MockServer:
         timer = self._timers.pop(conn.conn_id, None)
         if timer is not None:
             timer.cancel()
-        for channel, symbols in session.channels():
+        for channel, symbols in session.hub_channels():
             self.hub.remove(channel, symbols, conn)
         session.release()
         self.conns.pop(conn.conn_id, None)
@@ -534,6 +546,9 @@ class MockServer:
         else:
             self._arm_timer(conn)  # a heartbeat moved the deadline on (re-armed lazily, not per heartbeat)
 
+    def _news_item(self, index: int, t_ms: int, lang: str) -> dict[str, Any]:
+        return news_item(self.config.seed, index, t_ms // 1000, lang, self._news_symbols)
+
     def _streams_for(self, business: str) -> Callable[[str], bool]:
         symbols = {i.symbol for i in self.catalogue.for_business(business)}
         return symbols.__contains__
@@ -572,11 +587,11 @@ class MockServer:
 
     # -- report, control rows, gauges ------------------------------------------------------------------
 
-    def _record(self, session: Session, close_code: int | None, closed: bool = True) -> ConnectionRecord:
+    def _record(self, session: BaseSession, close_code: int | None, closed: bool = True) -> ConnectionRecord:
         return ConnectionRecord(
             conn_id=session.conn_id,
             key=session.key,
-            business=session.business,
+            business=session.business or "news",
             opened=session.opened_at - self.started,
             closed=self.clock.monotonic() - self.started if closed else None,
             close_code=close_code,

@@ -50,6 +50,9 @@ STOCK_BANNER = "You have permission to subscribe to all market data"
 Channel = tuple[str, int]
 TRADE: Channel = ("trade", 0)
 DEPTH: Channel = ("depth", 0)
+# Trades whose pushes carry `ty`: a hub-only channel, a subset of TRADE (never counted as a product).
+TRADE_TY: Channel = ("trade_ty", 0)
+EQUITY_BUSINESSES = frozenset({"stock", "japan", "india", "korea", "taiwan"})  # crypto never sends ty
 
 
 def kline_channel(ty: int) -> Channel:
@@ -96,8 +99,11 @@ class RequestError(Exception):
         self.msg = msg
 
 
-class Session:
-    """Protocol state of one WebSocket connection."""
+class BaseSession:
+    """What every Infoway socket shares: the welcome, the per-connection rate window, JSON and the schema
+    gate, heartbeats and their timeout, error frames. Subclasses add their requests (`_handlers`)."""
+
+    socket = "ws"  # which code table the schema gate uses (schemas.codes: ws or news)
 
     def __init__(
         self,
@@ -109,7 +115,6 @@ class Session:
         account: KeyAccount,
         now: float,
         *,
-        streams: Callable[[str], bool] = lambda symbol: True,
         trace_factory: Callable[[], str] = lambda: "",
     ) -> None:
         self.conn_id = conn_id
@@ -118,8 +123,6 @@ class Session:
         self.plan = plan
         self.config = config
         self.account = account
-        # Symbols of another business (or unknown) are acked and held, but never streamed: as seen live.
-        self._streams = streams
         self._trace_factory = trace_factory
         self.opened_at = now
         self.last_heartbeat = now
@@ -128,9 +131,6 @@ class Session:
         # cannot be timed out either: deadline() is infinite until resume_reading().
         self.reading_paused = False
         self.rate = SlidingWindow(plan.rate_limit, config.rate_window)
-        self.trades: set[str] = set()
-        self.depth: set[str] = set()
-        self.klines: dict[int, set[str]] = {}
         self.frames_received = 0
         self.requests_by_code: dict[int, int] = {}
         self.errors_sent: dict[int, int] = {}
@@ -141,23 +141,24 @@ class Session:
         self._recent: deque[float] = deque(maxlen=10_000)  # bounded even when the rate limit is off
         self.subscribed_ever: set[tuple[Channel, str]] = set()
         self.requests_without_trace = 0  # the docs say trace is required; the report warns
-        self._handlers: dict[int, Callable[[Any, str], list[Action]]] = {
-            SUB_TRADE: self._sub_trade,
-            SUB_DEPTH: self._sub_depth,
-            SUB_KLINE: self._sub_kline,
-            UNSUB_TRADE: self._unsub_trade,
-            UNSUB_DEPTH: self._unsub_depth,
-            UNSUB_KLINE: self._unsub_kline,
-        }
-
-    # -- lifecycle -------------------------------------------------------------------------------------
+        self._handlers: dict[int, Callable[[Any, str], list[Action]]] = {}
 
     def open(self) -> list[Action]:
-        out: list[Action] = []
-        if self.business == "stock" and self.config.stock_banner:
-            out.append(Send(STOCK_BANNER))
-        out.append(Send(dict(WELCOME)))
-        return out
+        return [Send(dict(WELCOME))]
+
+    def products(self) -> set[str]:
+        return set()
+
+    def channels(self) -> Iterator[tuple[Channel, set[str]]]:
+        return iter(())
+
+    def subscription_pairs(self) -> set[tuple[Channel, str]]:
+        return {(ch, sym) for ch, syms in self.channels() for sym in syms}
+
+    def release(self) -> None:
+        """The connection is gone: give back whatever it held against the key's budgets."""
+
+    # -- lifecycle -------------------------------------------------------------------------------------
 
     def deadline(self) -> float:
         """When tick() has something to do: the heartbeat timeout, unless a heartbeat arrives first.
@@ -182,25 +183,6 @@ class Session:
         if self.reading_paused:
             self.reading_paused = False
             self.last_heartbeat = now
-
-    def products(self) -> set[str]:
-        out = self.trades | self.depth
-        for symbols in self.klines.values():
-            out |= symbols
-        return out
-
-    def subscription_pairs(self) -> set[tuple[Channel, str]]:
-        return {(ch, sym) for ch, syms in self.channels() for sym in syms}
-
-    def channels(self) -> Iterator[tuple[Channel, set[str]]]:
-        yield TRADE, self.trades
-        yield DEPTH, self.depth
-        for ty, symbols in self.klines.items():
-            yield kline_channel(ty), symbols
-
-    def release(self) -> None:
-        """Give this connection's products back to the key's budget (the connection is gone)."""
-        self.account.products.pop(self.conn_id, None)
 
     # -- input -----------------------------------------------------------------------------------------
 
@@ -239,7 +221,7 @@ class Session:
 
     def _request(self, obj: Any, trace: str, now: float) -> list[Action]:
         try:
-            schemas.validate_client_frame(obj, fast=True)
+            schemas.validate_client_frame(obj, fast=True, socket=self.socket)
         except schemas.ContractError as e:
             raise _request_error(e) from None
         code: int = obj["code"]
@@ -272,8 +254,106 @@ class Session:
             return [Send({"code": HEARTBEAT_ACK, "trace": trace, "msg": "ok"})]
         return []
 
+    # -- output helpers --------------------------------------------------------------------------------
+
+    def _error(self, code: int, msg: str, trace: str = "") -> Send:
+        self.errors_sent[code] = self.errors_sent.get(code, 0) + 1
+        return Send(error_frame(code, msg, trace))
+
+    def _fail(self, code: int, msg: str, trace: str) -> list[Action]:
+        """An error that ends the connection: the frame, then a close."""
+        self.closed = True
+        return [self._error(code, msg, trace), Close(self.config.error_close_code, msg[:120])]
+
+
+class Session(BaseSession):
+    """Protocol state of one market-data WebSocket connection (/ws)."""
+
+    def __init__(
+        self,
+        conn_id: int,
+        key: str,
+        business: str,
+        plan: Plan,
+        config: ServerConfig,
+        account: KeyAccount,
+        now: float,
+        *,
+        streams: Callable[[str], bool] = lambda symbol: True,
+        trace_factory: Callable[[], str] = lambda: "",
+    ) -> None:
+        super().__init__(conn_id, key, business, plan, config, account, now, trace_factory=trace_factory)
+        # Symbols of another business (or unknown) are acked and held, but never streamed: as seen live.
+        self._streams = streams
+        self.trades: set[str] = set()
+        self.depth: set[str] = set()
+        self.klines: dict[int, set[str]] = {}
+        # Trade symbols whose pushes carry `ty` (a subscribe with includeTy on an equity business).
+        self.with_ty: set[str] = set()
+        self._ty_streamed: frozenset[str] = frozenset()  # what the hub holds for this connection
+        self._handlers = {
+            SUB_TRADE: self._sub_trade,
+            SUB_DEPTH: self._sub_depth,
+            SUB_KLINE: self._sub_kline,
+            UNSUB_TRADE: self._unsub_trade,
+            UNSUB_DEPTH: self._unsub_depth,
+            UNSUB_KLINE: self._unsub_kline,
+        }
+
+    def open(self) -> list[Action]:
+        out: list[Action] = []
+        if self.business == "stock" and self.config.stock_banner:
+            out.append(Send(STOCK_BANNER))
+        out.append(Send(dict(WELCOME)))
+        return out
+
+    def products(self) -> set[str]:
+        out = self.trades | self.depth
+        for symbols in self.klines.values():
+            out |= symbols
+        return out
+
+    def channels(self) -> Iterator[tuple[Channel, set[str]]]:
+        yield TRADE, self.trades
+        yield DEPTH, self.depth
+        for ty, symbols in self.klines.items():
+            yield kline_channel(ty), symbols
+
+    def hub_channels(self) -> Iterator[tuple[Channel, set[str]]]:
+        """What the hub holds for this connection, for cleanup: the channels plus the `ty` subset."""
+        yield from self.channels()
+        yield TRADE_TY, set(self._ty_streamed)
+
+    def release(self) -> None:
+        """Give this connection's products back to the key's budget (the connection is gone)."""
+        self.account.products.pop(self.conn_id, None)
+
     def _sub_trade(self, data: dict[str, Any], trace: str) -> list[Action]:
-        return self._subscribe({TRADE: self._codes(data["codes"])}, SUB_TRADE, trace)
+        symbols = self._codes(data["codes"])
+        out = self._subscribe({TRADE: symbols}, SUB_TRADE, trace)
+        if self.business in EQUITY_BUSINESSES:
+            # includeTy is per subscribe: the symbols it names now do (or do not) get `ty`.
+            if data.get("includeTy") is True:
+                self.with_ty |= symbols
+            else:
+                self.with_ty -= symbols
+        return self._sync_ty(out)
+
+    def _sync_ty(self, out: list[Action]) -> list[Action]:
+        """Keep the `ty` subset within the trade subscriptions; the hub changes go before the ack."""
+        self.with_ty &= self.trades
+        want = frozenset(s for s in self.with_ty if self._streams(s))
+        have = self._ty_streamed
+        ty_actions: list[Action] = []
+        if want - have:
+            ty_actions.append(Subscribe(TRADE_TY, want - have))
+        if have - want:
+            ty_actions.append(Unsubscribe(TRADE_TY, have - want))
+        self._ty_streamed = want
+        if not ty_actions:
+            return out
+        ack = out[-1] if out and isinstance(out[-1], Send) else None
+        return [*out[:-1], *ty_actions, ack] if ack is not None else [*out, *ty_actions]
 
     def _sub_depth(self, data: dict[str, Any], trace: str) -> list[Action]:
         return self._subscribe({DEPTH: self._codes(data["codes"])}, SUB_DEPTH, trace)
@@ -286,9 +366,10 @@ class Session:
 
     def _unsub_trade(self, data: dict[str, Any], trace: str) -> list[Action]:
         codes = data.get("codes")
-        return self._unsubscribe(
+        out = self._unsubscribe(
             {TRADE: set(self.trades) if codes is None else self._codes(codes)}, UNSUB_TRADE, trace
         )
+        return self._sync_ty(out)
 
     def _unsub_depth(self, data: dict[str, Any], trace: str) -> list[Action]:
         codes = data.get("codes")
@@ -390,17 +471,6 @@ class Session:
     def _prune(self) -> None:
         for ty in [ty for ty, s in self.klines.items() if not s]:
             del self.klines[ty]
-
-    # -- output helpers --------------------------------------------------------------------------------
-
-    def _error(self, code: int, msg: str, trace: str = "") -> Send:
-        self.errors_sent[code] = self.errors_sent.get(code, 0) + 1
-        return Send(error_frame(code, msg, trace))
-
-    def _fail(self, code: int, msg: str, trace: str) -> list[Action]:
-        """An error that ends the connection: the frame, then a close."""
-        self.closed = True
-        return [self._error(code, msg, trace), Close(self.config.error_close_code, msg[:120])]
 
 
 def _request_error(err: schemas.ContractError) -> RequestError:

@@ -15,12 +15,24 @@ from .codes import MESSAGES
 SCHEMA_DIR = Path(__file__).with_name("json")
 BASE_URI = "https://infoway-mock.dev/schemas/"
 
-# Which schema describes which frame on the /ws socket, by `code` (from the one code table, codes.py).
+# Which schema describes which frame, by socket and `code` (from the one code table, codes.py).
 CLIENT_SCHEMAS: dict[int, str] = {
     m.code: m.schema for m in MESSAGES if m.direction == "client" and "ws" in m.sockets
 }
 SERVER_SCHEMAS: dict[int, str] = {
     m.code: m.schema for m in MESSAGES if m.direction == "server" and "ws" in m.sockets
+}
+NEWS_CLIENT_SCHEMAS: dict[int, str] = {
+    m.code: m.schema for m in MESSAGES if m.direction == "client" and "news" in m.sockets
+}
+NEWS_SERVER_SCHEMAS: dict[int, str] = {
+    m.code: m.schema for m in MESSAGES if m.direction == "server" and "news" in m.sockets
+}
+TABLES = {
+    ("ws", "client"): CLIENT_SCHEMAS,
+    ("ws", "server"): SERVER_SCHEMAS,
+    ("news", "client"): NEWS_CLIENT_SCHEMAS,
+    ("news", "server"): NEWS_SERVER_SCHEMAS,
 }
 
 

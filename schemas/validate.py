@@ -18,7 +18,7 @@ from jsonschema.exceptions import ValidationError, best_match
 from . import semantic
 from .ecma import EcmaValidator
 from .errors import ContractError, Violation
-from .registry import CLIENT_SCHEMAS, SERVER_SCHEMAS, load, registry, resources, uri
+from .registry import SERVER_SCHEMAS, TABLES, load, registry, resources, uri
 
 
 @cache
@@ -105,26 +105,28 @@ def _validate(obj: Any, table: dict[int, str], kind: str, fast: bool, semantic_c
             raise ContractError(found, name)
 
 
-def validate_client_frame(obj: Any, *, fast: bool = False) -> None:
-    """Raise ContractError unless obj is a valid client -> server frame (picked by its `code`)."""
-    _validate(obj, CLIENT_SCHEMAS, "client", fast, False)
+def validate_client_frame(obj: Any, *, fast: bool = False, socket: str = "ws") -> None:
+    """Raise ContractError unless obj is a valid client -> server frame (picked by its `code`) of the
+    socket (`ws` market data, or `news`)."""
+    _validate(obj, TABLES[(socket, "client")], "client", fast, False)
 
 
-def validate_server_frame(obj: Any, *, fast: bool = False, semantic: bool = True) -> None:
+def validate_server_frame(obj: Any, *, fast: bool = False, semantic: bool = True, socket: str = "ws") -> None:
     """Raise ContractError unless obj is a valid server -> client frame; semantic rules included."""
-    _validate(obj, SERVER_SCHEMAS, "server", fast, semantic)
+    _validate(obj, TABLES[(socket, "server")], "server", fast, semantic)
 
 
 def server_frame_checker(code: int) -> Callable[[dict[str, Any]], None]:
     """A checker for frames of one server code, for the hottest loops: the compiled validator and the
     code's semantic rules with no dispatch; on failure the full path builds the report."""
-    validator = fast_validator(SERVER_SCHEMAS[code])
+    socket = "ws" if code in SERVER_SCHEMAS else "news"
+    validator = fast_validator(TABLES[(socket, "server")][code])
     rules = semantic.RULES.get(code)
 
     def check(frame: dict[str, Any]) -> None:
         if validator.is_valid(frame) and (rules is None or not rules(frame["data"])):
             return
-        validate_server_frame(frame)
+        validate_server_frame(frame, socket=socket)
 
     return check
 

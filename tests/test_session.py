@@ -286,7 +286,7 @@ def test_unknown_code_past_the_schema_gate_is_506_not_a_kline_unsubscribe(monkey
     to fall into the last branch and be handled as an 11002 kline unsubscribe, acked 11010)."""
     from infoway_mock import schemas
 
-    monkeypatch.setattr(schemas, "validate_client_frame", lambda obj, fast=False: None)
+    monkeypatch.setattr(schemas, "validate_client_frame", lambda obj, fast=False, socket="ws": None)
     s = make()
     (frame,) = sent(s.receive(req(10042, {"codes": "BTCUSDT"}), now=1.0))
     assert frame["code"] == 506 and frame["msg"] == "Param error：The code is out of range"
@@ -303,3 +303,20 @@ def test_requests_without_trace_are_counted() -> None:
     s.receive(orjson.dumps({"code": 10010}).decode(), now=1.0)
     s.receive(req(10010), now=2.0)
     assert s.requests_without_trace == 1
+
+
+def test_include_ty_on_equity_trades_only() -> None:
+    stock = Session(1, "demo", "stock", Plan(), ServerConfig(), QuotaBook().account("demo"), 0.0)
+    out = stock.receive(req(10000, {"codes": "AAPL.US,TSLA.US", "includeTy": True}), now=1.0)
+    ty = [a for a in out if isinstance(a, Subscribe) and a.channel == ("trade_ty", 0)]
+    assert ty and ty[0].symbols == {"AAPL.US", "TSLA.US"}
+    assert isinstance(out[-1], Send) and out[-1].frame["code"] == 10001  # the ack still comes last
+    # A later subscribe without includeTy takes it away for the symbols it names; unsubscribe too.
+    out = stock.receive(req(10000, {"codes": "TSLA.US"}), now=2.0)
+    assert any(isinstance(a, Unsubscribe) and a.symbols == {"TSLA.US"} for a in out)
+    out = stock.receive(req(11000, {"codes": "AAPL.US"}), now=3.0)
+    assert any(isinstance(a, Unsubscribe) and a.channel == ("trade_ty", 0) for a in out)
+    assert stock.with_ty == set()
+    crypto = make()
+    out = crypto.receive(req(10000, {"codes": "BTCUSDT", "includeTy": True}), now=1.0)
+    assert not any(getattr(a, "channel", None) == ("trade_ty", 0) for a in out)  # crypto never sends ty
