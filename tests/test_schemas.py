@@ -14,6 +14,7 @@ import pytest
 import yaml
 from jsonschema import Draft202012Validator
 
+from infoway_mock.mockserver.catalogue import BUSINESSES
 from infoway_mock.schemas import (
     CLIENT_SCHEMAS,
     SCHEMA_DIR,
@@ -306,6 +307,8 @@ def test_asyncapi_document() -> None:
     missing = set(CLIENT_NAMES + SERVER_NAMES + [n for n, _ in NEWS_NAMES]) - files
     assert not missing, f"frame schemas not referenced by asyncapi.yaml: {sorted(missing)}"
     assert doc["channels"]["news"]["address"] == "/news"
+    business = doc["channels"]["ws"]["bindings"]["ws"]["query"]["properties"]["business"]["enum"]
+    assert business == list(BUSINESSES)
 
 
 # -- (g) python -m infoway_mock.schemas check ---------------------------------------------------------------

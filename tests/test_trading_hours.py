@@ -1,0 +1,103 @@
+"""Trading sessions: the tables in local time, daylight saving, lunch breaks, and the market obeying them."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from infoway_mock.mockserver.trading_hours import ALWAYS, SCHEDULES, check_mode
+
+
+def ms(*args: int) -> int:
+    """Epoch ms of a UTC wall time: ms(2026, 12, 1, 14, 30)."""
+    return int(datetime(*args, tzinfo=UTC).timestamp() * 1000)
+
+
+MIN = 60_000
+
+# (schedule, UTC instant, open?) around each boundary; December is standard time, July daylight time.
+CASES = [
+    # US: 09:30-16:00 New York; 14:30 UTC in winter, 13:30 UTC in summer.
+    ("US", ms(2026, 12, 1, 14, 29), False),
+    ("US", ms(2026, 12, 1, 14, 30), True),
+    ("US", ms(2026, 12, 1, 20, 59), True),
+    ("US", ms(2026, 12, 1, 21, 0), False),
+    ("US", ms(2026, 7, 1, 13, 29), False),
+    ("US", ms(2026, 7, 1, 13, 30), True),
+    ("US", ms(2026, 7, 1, 19, 59), True),
+    ("US", ms(2026, 7, 1, 20, 0), False),
+    ("US", ms(2026, 12, 5, 15, 0), False),  # Saturday
+    # HK: 09:30-12:00, 13:00-16:00 (UTC+8): lunch 04:00-05:00 UTC.
+    ("HK", ms(2026, 12, 1, 1, 30), True),
+    ("HK", ms(2026, 12, 1, 3, 59), True),
+    ("HK", ms(2026, 12, 1, 4, 0), False),
+    ("HK", ms(2026, 12, 1, 4, 59), False),
+    ("HK", ms(2026, 12, 1, 5, 0), True),
+    ("HK", ms(2026, 12, 1, 8, 0), False),
+    # CN: 09:30-11:30, 13:00-15:00 (UTC+8).
+    ("CN", ms(2026, 12, 1, 3, 29), True),
+    ("CN", ms(2026, 12, 1, 3, 30), False),
+    ("CN", ms(2026, 12, 1, 5, 0), True),
+    ("CN", ms(2026, 12, 1, 7, 0), False),
+    # JP: 09:00-11:30, 12:30-15:30 (UTC+9).
+    ("JP", ms(2026, 12, 1, 0, 0), True),
+    ("JP", ms(2026, 12, 1, 2, 30), False),
+    ("JP", ms(2026, 12, 1, 3, 30), True),
+    ("JP", ms(2026, 12, 1, 6, 29), True),
+    ("JP", ms(2026, 12, 1, 6, 30), False),
+    # KS: 09:00-15:30 (UTC+9), no lunch break.
+    ("KS", ms(2026, 12, 1, 3, 0), True),
+    ("KS", ms(2026, 12, 1, 6, 30), False),
+    # IN: 09:15-15:30 (UTC+5:30): 03:45-10:00 UTC.
+    ("IN", ms(2026, 12, 1, 3, 44), False),
+    ("IN", ms(2026, 12, 1, 3, 45), True),
+    ("IN", ms(2026, 12, 1, 9, 59), True),
+    ("IN", ms(2026, 12, 1, 10, 0), False),
+    # TW: 09:00-13:30 (UTC+8).
+    ("TW", ms(2026, 12, 1, 1, 0), True),
+    ("TW", ms(2026, 12, 1, 5, 29), True),
+    ("TW", ms(2026, 12, 1, 5, 30), False),
+    # FOREX: Sunday 17:00 to Friday 17:00 New York, no daily break.
+    ("FOREX", ms(2026, 12, 4, 21, 59), True),  # Friday 16:59 EST
+    ("FOREX", ms(2026, 12, 4, 22, 0), False),
+    ("FOREX", ms(2026, 12, 6, 21, 59), False),  # Sunday 16:59 EST
+    ("FOREX", ms(2026, 12, 6, 22, 0), True),
+    ("FOREX", ms(2026, 12, 1, 22, 30), True),  # Tuesday 17:30: no break
+    # CFD: Sunday 18:00 to Friday 17:00 New York, daily break 17:00-18:00.
+    ("CFD", ms(2026, 12, 1, 22, 0), False),
+    ("CFD", ms(2026, 12, 1, 22, 59), False),
+    ("CFD", ms(2026, 12, 1, 23, 0), True),
+    ("CFD", ms(2026, 12, 6, 22, 30), False),  # Sunday 17:30
+    ("CFD", ms(2026, 12, 6, 23, 0), True),
+    ("CFD", ms(2026, 7, 1, 21, 0), False),  # summer: the break is 21:00-22:00 UTC
+    ("CFD", ms(2026, 7, 1, 22, 0), True),
+    # CRYPTO: always.
+    ("CRYPTO", ms(2026, 12, 5, 3, 0), True),
+]
+
+
+@pytest.mark.parametrize(("name", "at", "is_open"), CASES)
+def test_session_boundaries(name: str, at: int, is_open: bool) -> None:
+    assert SCHEDULES[name].is_open(at) is is_open
+
+
+def test_state_at_names_the_next_change() -> None:
+    us = SCHEDULES["US"]
+    assert us.state_at(ms(2026, 12, 4, 21, 0)) == (False, ms(2026, 12, 7, 14, 30))  # Friday close -> Monday
+    assert us.state_at(ms(2026, 12, 7, 15, 0)) == (True, ms(2026, 12, 7, 21, 0))
+    hk = SCHEDULES["HK"]
+    assert hk.state_at(ms(2026, 12, 1, 4, 30)) == (False, ms(2026, 12, 1, 5, 0))  # lunch ends at 13:00
+    # Sunday's evening session and Monday's run on as one session across midnight.
+    assert SCHEDULES["FOREX"].state_at(ms(2026, 12, 6, 23, 0)) == (True, ms(2026, 12, 11, 22, 0))
+    assert SCHEDULES["CRYPTO"].state_at(0)[0] is True
+    assert ALWAYS.is_open(ms(2026, 12, 5, 3, 0))
+    assert us.last_close(ms(2026, 12, 5, 12, 0)) == ms(2026, 12, 4, 21, 0)
+    assert us.last_close(ms(2026, 12, 4, 15, 0)) is None  # open then
+    assert us.next_open(ms(2026, 12, 5, 12, 0)) == ms(2026, 12, 7, 14, 30)
+
+
+def test_mode_is_checked() -> None:
+    assert check_mode("real") == "real"
+    with pytest.raises(ValueError, match="market_hours must be one of always, real"):
+        check_mode("sometimes")
