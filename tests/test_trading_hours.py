@@ -6,6 +6,8 @@ from datetime import UTC, datetime
 
 import pytest
 
+from infoway_mock.mockserver.catalogue import Catalogue
+from infoway_mock.mockserver.market import Market
 from infoway_mock.mockserver.trading_hours import ALWAYS, SCHEDULES, check_mode
 
 
@@ -101,3 +103,75 @@ def test_mode_is_checked() -> None:
     assert check_mode("real") == "real"
     with pytest.raises(ValueError, match="market_hours must be one of always, real"):
         check_mode("sometimes")
+    with pytest.raises(ValueError):
+        Market(1, Catalogue.default().only(["BTCUSDT"]), start_ms=0, market_hours="never")
+
+
+# -- the market obeys the sessions ---------------------------------------------------------------------
+
+
+def market(mode: str, start: int, symbols: list[str] | None = None, rate: float = 2.0) -> Market:
+    cat = Catalogue.default()
+    return Market(
+        5, cat.only(symbols) if symbols else cat, start_ms=start, trade_rate=rate, market_hours=mode
+    )
+
+
+def test_closed_symbols_do_not_trade_over_a_weekend() -> None:
+    sat = ms(2026, 12, 5, 12, 0)
+    m = market("real", sat, ["AAPL.US", "BTCUSDT", "EURUSD"])
+    trades = m.advance(sat + 3_600_000)
+    assert {t["s"] for t in trades} == {"BTCUSDT"}
+    assert not m.is_open("AAPL.US", sat) and m.is_open("BTCUSDT", sat) and not m.is_open("EURUSD", sat)
+    assert not m.is_open("NOPE", sat)
+    # The default, "always", streams everything whatever the time: CI never depends on the clock.
+    always = market("always", sat, ["AAPL.US", "BTCUSDT", "EURUSD"])
+    assert {t["s"] for t in always.advance(sat + 60_000)} == {"AAPL.US", "BTCUSDT", "EURUSD"}
+    assert always.is_open("AAPL.US", sat)
+
+
+def test_walk_pauses_over_the_lunch_break_and_resumes() -> None:
+    start = ms(2026, 12, 1, 3, 50)  # HK 11:50
+    m = market("real", start, ["00700.HK"])
+    before = m.advance(ms(2026, 12, 1, 4, 0))
+    assert before and max(t["t"] for t in before) < ms(2026, 12, 1, 4, 0)
+    last = m.last_trade("00700.HK")
+    assert m.advance(ms(2026, 12, 1, 4, 59, 59)) == []  # lunch: silent
+    assert not m.is_open("00700.HK", ms(2026, 12, 1, 4, 30))
+    assert m.last_trade("00700.HK") is last
+    after = m.advance(ms(2026, 12, 1, 5, 10))
+    assert after and min(t["t"] for t in after) >= ms(2026, 12, 1, 5, 0)
+    assert m.is_open("00700.HK", ms(2026, 12, 1, 5, 1))
+
+
+def test_every_trade_falls_in_a_session_for_a_week() -> None:
+    start = ms(2026, 11, 30, 0, 0)  # Monday 00:00 UTC
+    cat = Catalogue.default()
+    m = market("real", start, rate=0.001)
+    trades = m.advance(start + 7 * 86_400_000)
+    seen = {t["s"] for t in trades}
+    assert seen == {i.symbol for i in cat.all()}  # every market opened at least once
+    for t in trades:
+        assert cat.get(t["s"]).schedule.is_open(t["t"]), t
+
+
+def test_session_stream_does_not_depend_on_how_often_advance_is_called() -> None:
+    start = ms(2026, 12, 4, 20, 0)  # Friday: US and FX close, the weekend, Monday's opens
+    symbols = ["AAPL.US", "EURUSD", "XAUUSD", "00700.HK", "BTCUSDT"]
+    one = market("real", start, symbols, rate=0.005).advance(start + 4 * 86_400_000)
+    stepped = market("real", start, symbols, rate=0.005)
+    many = []
+    t = start
+    while t < start + 4 * 86_400_000:
+        t += 7 * MIN + 13
+        many += stepped.advance(min(t, start + 4 * 86_400_000))
+    assert many == one and len(one) > 1000
+
+
+def test_opening_trade_when_the_market_starts_closed() -> None:
+    sat = ms(2026, 12, 5, 12, 0)
+    m = market("real", sat)
+    aapl = m.last_trade("AAPL.US")
+    assert aapl is not None and aapl["t"] == ms(2026, 12, 4, 21, 0) - 1  # Friday's close, 16:00 New York
+    assert aapl["td"] == 0
+    assert m.last_trade("BTCUSDT")["t"] == sat  # crypto never closes
