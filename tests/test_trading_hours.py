@@ -175,3 +175,17 @@ def test_opening_trade_when_the_market_starts_closed() -> None:
     assert aapl is not None and aapl["t"] == ms(2026, 12, 4, 21, 0) - 1  # Friday's close, 16:00 New York
     assert aapl["td"] == 0
     assert m.last_trade("BTCUSDT")["t"] == sat  # crypto never closes
+
+
+def test_market_hours_setting(tmp_path) -> None:
+    from infoway_mock.mockserver.config import ServerConfig, load_config
+    from infoway_mock.schemas import ContractError
+
+    assert ServerConfig().market_hours == "always"  # CI runs never depend on the time of day
+    good = tmp_path / "real.yaml"
+    good.write_text("server:\n  market_hours: real\n", encoding="utf-8")
+    assert load_config(good).market_hours == "real"
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("server:\n  market_hours: sometimes\n", encoding="utf-8")
+    with pytest.raises(ContractError, match="market_hours"):
+        load_config(bad)
