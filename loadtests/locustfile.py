@@ -13,8 +13,16 @@ mix of channels, heartbeats, and reports to locust's statistics under request ty
   error <code>       every error frame, as a failure carrying its message
   disconnected       a connection lost (failure), before the reconnect entry
 
-Knobs (environment): INFOWAY_API_KEY (demo), INFOWAY_BUSINESS (crypto), INFOWAY_SYMBOLS (per user, from
-a pool, default 3), INFOWAY_CHANNELS (trade,depth,kline), INFOWAY_KLINE_TYPES (1), INFOWAY_HEARTBEAT (30).
+Keys: users are spread round-robin over INFOWAY_API_KEYS (comma-separated; or `--infoway-keys`), so user n
+connects with key n mod len(keys). The default is the mock's shipped load-test key `load-test` (plan `load`:
+10,000 connections, the live per-connection limits), so `make serve` plus 20 users works. The demo key
+allows 9 connections (the vendor's Pro plan) and answers a tenth with 427; against the live service, list
+at least ceil(users / connections per key) keys. INFOWAY_API_KEY (one key) is still read when
+INFOWAY_API_KEYS is not set.
+
+Knobs (environment): INFOWAY_API_KEYS (load-test), INFOWAY_BUSINESS (crypto), INFOWAY_SYMBOLS (per user,
+from a pool, default 3), INFOWAY_CHANNELS (trade,depth,kline), INFOWAY_KLINE_TYPES (1), INFOWAY_HEARTBEAT
+(30).
 """
 
 from __future__ import annotations
@@ -54,10 +62,32 @@ def _env(name: str, default: str) -> str:
     return os.environ.get(name, default)
 
 
+LOAD_TEST_KEY = "load-test"  # the mock's shipped key on its `load` plan (mockserver/config.py)
+
+
+def parse_keys(raw: str) -> list[str]:
+    keys = [k.strip() for k in raw.split(",") if k.strip()]
+    if not keys:
+        raise ValueError("no API key given: set INFOWAY_API_KEYS or --infoway-keys")
+    return keys
+
+
+def key_for(n: int, keys: list[str]) -> str:
+    """Round-robin: user n's key, so each key carries users / len(keys) connections."""
+    return keys[n % len(keys)]
+
+
+def _default_keys() -> str:
+    return os.environ.get("INFOWAY_API_KEYS") or os.environ.get("INFOWAY_API_KEY") or LOAD_TEST_KEY
+
+
 @events.init_command_line_parser.add_listener
 def _options(parser: Any) -> None:
     parser.add_argument("--infoway-symbols", type=int, default=int(_env("INFOWAY_SYMBOLS", "3")))
     parser.add_argument("--infoway-channels", default=_env("INFOWAY_CHANNELS", "trade,depth,kline"))
+    parser.add_argument(
+        "--infoway-keys", default=_default_keys(), help="comma-separated API keys users are spread over"
+    )
 
 
 class InfowayUser(User):
@@ -75,6 +105,7 @@ class InfowayUser(User):
         channels = getattr(opts, "infoway_channels", "trade,depth,kline") if opts else "trade,depth,kline"
         self.channels = [c for c in channels.split(",") if c in SUBSCRIBE]
         self.kline_types = [int(t) for t in _env("INFOWAY_KLINE_TYPES", "1").split(",")]
+        self.key = key_for(self.n, parse_keys(getattr(opts, "infoway_keys", None) or _default_keys()))
         self.ws: websocket.WebSocket | None = None
         self.pending: dict[str, tuple[int, float]] = {}  # trace -> (code, sent at)
         self.lost_at: float | None = None
@@ -98,8 +129,7 @@ class InfowayUser(User):
     # -- connection ------------------------------------------------------------------------------------
 
     def _url(self) -> str:
-        key = _env("INFOWAY_API_KEY", "demo")
-        return f"{self.host.rstrip('/')}/ws?business={self.business}&apikey={key}"
+        return f"{self.host.rstrip('/')}/ws?business={self.business}&apikey={self.key}"
 
     def _fire(self, name: str, ms: float, length: int = 0, exc: Exception | None = None) -> None:
         self.environment.events.request.fire(

@@ -42,7 +42,12 @@ def wait_listening(port: int, proc: subprocess.Popen[bytes], deadline: float = 3
     raise RuntimeError(f"mock not listening on {port} after {deadline} s")
 
 
-def start_mock(port: int, scenario: str | None, users: int, extra: list[str]) -> subprocess.Popen[bytes]:
+LOAD_PLAN_CONNECTIONS = 10_000  # the mock's `load` plan (key `load-test`), the locustfile's default key
+
+
+def start_mock(
+    port: int, scenario: str | None, users: int, extra: list[str], keys: str | None = None
+) -> subprocess.Popen[bytes]:
     cmd = [
         sys.executable,
         "-m",
@@ -51,10 +56,13 @@ def start_mock(port: int, scenario: str | None, users: int, extra: list[str]) ->
         "--port",
         str(port),
         "--send-timestamp",
-        "--max-connections",
-        str(max(users * 2, 10)),  # room for every user plus its reconnects
         "--no-strict",  # load runs measure the server as users would run it
     ]
+    if keys:
+        # Explicit keys get the demo key's plan (9 connections each): the run shows users spread over them.
+        cmd += ["--keys", keys]
+    elif users * 2 > LOAD_PLAN_CONNECTIONS:
+        cmd += ["--max-connections", str(users * 2)]  # room for every user plus its reconnects
     if scenario:
         cmd += ["--scenario", scenario]
     return subprocess.Popen([*cmd, *extra], cwd=ROOT)
@@ -87,6 +95,7 @@ def locust_cmd(args: argparse.Namespace, url: str, prefix: Path) -> list[str]:
         str(args.symbols),
         "--infoway-channels",
         args.channels,
+        *(["--infoway-keys", args.keys] if args.keys else []),
     ]
 
 
@@ -97,6 +106,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--run-time", default="60s")
     ap.add_argument("--symbols", type=int, default=3, help="symbols per user")
     ap.add_argument("--channels", default="trade,depth,kline")
+    ap.add_argument(
+        "--keys", help="API keys to spread users over (default: the mock's load-test key, plan `load`)"
+    )
     ap.add_argument("--scenario", help="mock scenario to play (e.g. flaky-network, server-restart)")
     ap.add_argument("--workers", type=int, default=0, help="run distributed: one master and N workers")
     ap.add_argument("--bind", default="127.0.0.1", help="master bind address in distributed mode")
@@ -115,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     url = args.url
     if url is None:
         port = free_port()
-        mock = start_mock(port, args.scenario, args.users, extra)
+        mock = start_mock(port, args.scenario, args.users, extra, args.keys)
         wait_listening(port, mock)
         url = f"ws://127.0.0.1:{port}"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}

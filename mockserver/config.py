@@ -9,6 +9,9 @@ from pathlib import Path
 from typing import Any
 
 DEFAULT_KEY = "demo"
+# Shipped for load tests (loadtests/locustfile.py's default): the demo key's 9 connections would turn a
+# 20-user run into 427s. Mock-only; the live service has no such plan.
+LOAD_TEST_KEY = "load-test"
 
 
 @dataclass(frozen=True)
@@ -41,6 +44,14 @@ BUILTIN_PLANS: dict[str, Plan] = {
     "basic": Plan("basic", max_connections=1, max_products=200, max_products_per_connection=200),
     "premium": Plan("premium", max_connections=2, max_products=800, max_products_per_connection=600),
     "pro": Plan("pro", max_connections=9, max_products=5000, max_products_per_connection=600),
+    # Not a vendor plan: room for thousands of locust users on one key; per-connection limits stay live.
+    "load": Plan(
+        "load",
+        max_connections=10_000,
+        max_products=1_000_000,
+        max_products_per_connection=600,
+        rest_rate_limit=1_000_000,
+    ),
 }
 
 
@@ -49,7 +60,8 @@ class ServerConfig:
     host: str = "127.0.0.1"
     port: int = 8765
     seed: int = 42
-    keys: dict[str, str] = field(default_factory=lambda: {DEFAULT_KEY: "pro"})  # key -> plan name
+    # key -> plan name
+    keys: dict[str, str] = field(default_factory=lambda: {DEFAULT_KEY: "pro", LOAD_TEST_KEY: "load"})
     plans: dict[str, Plan] = field(default_factory=lambda: dict(BUILTIN_PLANS))
     banned_keys: frozenset[str] = frozenset()
 
@@ -68,6 +80,9 @@ class ServerConfig:
     start_ms: int | None = None
     start_settle: float = 0.2
     trade_rate: float = 2.0  # trades per second of market time, per symbol
+    # "always": every symbol streams 24/7 (CI never depends on the time of day); "real": exchange sessions
+    # (trading_hours.py), a closed market acks subscriptions and stays silent, as live.
+    market_hours: str = "always"
 
     # Bounds.
     max_frame_size: int = 64 * 1024  # larger client frames are closed with 1009

@@ -1,8 +1,18 @@
 """The simulated market: deterministic for a seed, driven by explicit market time (epoch ms).
 
 Each symbol has its own random stream seeded from (seed, symbol), so its trades are a pure function of
-(seed, symbol, start_ms, trade_rate): they do not depend on which other symbols exist, on how often
-`advance` is called, or on who is subscribed. No wall clock and no I/O in here.
+(seed, symbol, start_ms, trade_rate, market_hours): they do not depend on which other symbols exist, on how
+often `advance` is called, or on who is subscribed. No wall clock and no I/O in here.
+
+Microstructure: a latent fair price follows a log-normal random walk (one step per trade, scaled to the
+instrument's annual volatility). The order book stands around the fair price; every trade hits the book
+that stood before it (a buy lifts the ask, a sell hits the bid, now and then a print inside a wide
+spread), and then the book moves to the new fair price. So a client holding the last depth push sees each
+trade at or inside its touch, and sees the book move with the trades, at the instrument's volatility.
+
+Trading sessions (trading_hours.py): with market_hours "real" a closed symbol does not trade; its walk
+pauses and resumes at the next opening. Every symbol has a last trade from the start (an opening trade at
+the start, or at the close of the last session when the market starts closed), so a snapshot is never empty.
 """
 
 from __future__ import annotations
@@ -14,10 +24,16 @@ from typing import Any
 
 from .catalogue import Catalogue, Instrument
 from .klines import KLINE_TYPES, Candle, KlineBook, period_end, period_start, previous_start
+from .trading_hours import ALWAYS, Schedule, check_mode
 
 _YEAR_S = 365.0 * 86400.0
 
 _TAU = 2.0 * math.pi
+_INF = math.inf
+# Share of trades that print strictly inside a spread wider than one tick (hidden / midpoint liquidity).
+_INSIDE_SHARE = 0.1
+# Quoted spread in ticks after each trade: one tick most of the time, as on liquid books.
+_SPREAD_1, _SPREAD_2 = 0.6, 0.9  # P(1 tick), P(<= 2 ticks); else 3 ticks
 
 
 def stable_seed(*parts: object) -> int:
@@ -43,9 +59,26 @@ Trade = dict[str, Any]
 
 
 class _Symbol:
-    __slots__ = ("book", "inst", "last", "log_price", "mean_gap_ms", "next_t", "p_i", "rng", "sigma_ms", "vd")
+    __slots__ = (
+        "ask",
+        "bid",
+        "book",
+        "inst",
+        "last",
+        "log_price",
+        "mean_gap_ms",
+        "next_t",
+        "open_until",
+        "p_i",
+        "rng",
+        "schedule",
+        "sigma_ms",
+        "vd",
+    )
 
-    def __init__(self, inst: Instrument, seed: int, start_ms: int, rate: float, max_closed: int) -> None:
+    def __init__(
+        self, inst: Instrument, seed: int, start_ms: int, rate: float, max_closed: int, schedule: Schedule
+    ) -> None:
         self.inst = inst
         self.rng = random.Random(stable_seed(seed, inst.symbol))
         self.mean_gap_ms = 1000.0 / (rate * inst.weight) if rate > 0 else math.inf
@@ -53,10 +86,54 @@ class _Symbol:
         self.sigma_ms = inst.volatility / math.sqrt(_YEAR_S * 1000.0)
         self.log_price = math.log(inst.price)
         self.p_i = _on_grid(inst.price, inst)
-        self.next_t = start_ms + self.rng.expovariate(1.0) * self.mean_gap_ms
-        self.last: Trade | None = None
+        # The opening book: the opening price on the bid, the spread drawn as after every trade.
+        self.bid = self.p_i
+        self.ask = self.p_i + inst.tick * _spread(self.rng.random())
+        self.schedule = schedule
+        self.open_until = -math.inf  # unknown: the first trade time is checked against the sessions
         self.book = KlineBook(max_closed)
         self.vd = 10**inst.volume_decimals
+        self.next_t = start_ms + self.rng.expovariate(1.0) * self.mean_gap_ms
+        self.last: Trade = self._opening_trade(start_ms)
+
+    def _opening_trade(self, start_ms: int) -> Trade:
+        """The last trade before the stream starts: at the start, or at the last close if closed then.
+
+        Not pushed and not in the candles: the synthetic history already closes at this price."""
+        inst = self.inst
+        t = start_ms
+        if not self.schedule.is_open(start_ms):
+            close = self.schedule.last_close(start_ms)
+            t = int(close) - 1 if close is not None else start_ms
+        pd, vd = inst.price_decimals, inst.volume_decimals
+        v_i = max(1, int(inst.typical_volume * self.vd))
+        return {
+            "s": inst.symbol,
+            "p": fmt(self.p_i, pd),
+            "v": fmt(v_i, vd),
+            "vw": fmt(self.p_i * v_i, pd + vd),
+            "t": t,
+            "td": 0,
+        }
+
+    def to_session(self, t: float) -> float:
+        """The first trade time at or after t inside a session: t itself when open, else one fresh gap
+        after the next opening. Sets open_until. Draws from the symbol's stream only when t crosses a
+        session boundary, so the stream stays a pure function of market time."""
+        schedule, rng, gap = self.schedule, self.rng, self.mean_gap_ms
+        while True:
+            is_open, change = schedule.state_at(int(t))
+            if is_open:
+                self.open_until = change
+                return t
+            if change == _INF:
+                self.open_until = _INF
+                return _INF
+            t = change - math.log(1.0 - rng.random()) * gap
+
+
+def _spread(u: float) -> int:
+    return 1 if u < _SPREAD_1 else 2 if u < _SPREAD_2 else 3
 
 
 def _on_grid(price: float, inst: Instrument) -> int:
@@ -76,6 +153,7 @@ class Market:
         max_trades_per_advance: int = 10_000,
         max_closed_candles: int = 1000,
         history_bars: int = 500,
+        market_hours: str = "always",
     ) -> None:
         self.seed = seed
         self.catalogue = catalogue
@@ -84,11 +162,37 @@ class Market:
         self.depth_levels = depth_levels
         self.max_trades_per_advance = max_trades_per_advance
         self.history_bars = history_bars
+        self.market_hours = check_mode(market_hours)
         self.now_ms = start_ms
         self._symbols = {
-            i.symbol: _Symbol(i, seed, start_ms, trade_rate, max_closed_candles) for i in catalogue.all()
+            i.symbol: _Symbol(i, seed, start_ms, trade_rate, max_closed_candles, self._schedule_of(i))
+            for i in catalogue.all()
         }
         self._history: dict[tuple[str, int], list[Candle]] = {}
+        # symbol -> (from ms, until ms, open): is_open answers from here until the state can change.
+        self._open_cache: dict[str, tuple[int, float, bool]] = {}
+
+    def _schedule_of(self, inst: Instrument) -> Schedule:
+        return inst.schedule if self.market_hours == "real" else ALWAYS
+
+    # -- sessions --------------------------------------------------------------------------------------
+
+    def schedule(self, symbol: str) -> Schedule:
+        """The sessions a symbol streams in (ALWAYS with market_hours "always"). KeyError if unknown."""
+        return self._symbols[symbol].schedule
+
+    def is_open(self, symbol: str, market_ms: int) -> bool:
+        """Whether the symbol's market is in session at market_ms (False for an unknown symbol). A closed
+        symbol generates no trades; the server skips its depth and kline pushes too."""
+        cached = self._open_cache.get(symbol)
+        if cached is not None and cached[0] <= market_ms < cached[1]:
+            return cached[2]
+        st = self._symbols.get(symbol)
+        if st is None:
+            return False
+        is_open, change = st.schedule.state_at(market_ms)
+        self._open_cache[symbol] = (market_ms, change, is_open)
+        return is_open
 
     def set_trade_rate(self, trade_rate: float) -> None:
         """A new trade rate from now on (a scenario's settings): each symbol's mean gap follows it."""
@@ -108,21 +212,26 @@ class Market:
             return []
         self.now_ms = now_ms
         out: list[Trade] = []
+        # A trade is stamped int(t): every trade stamped <= now_ms is due, so a book read at now_ms
+        # already shows the effect of a trade stamped now_ms.
+        end = now_ms + 1
         for st in self._symbols.values():
-            if st.next_t <= now_ms:
-                self._generate(st, now_ms, out)
+            if st.next_t < end:
+                self._generate(st, end, out)
         if len(self._symbols) > 1:
             out.sort(key=_trade_time)
         return out
 
-    def _generate(self, st: _Symbol, now_ms: int, out: list[Trade]) -> None:
+    def _generate(self, st: _Symbol, end: int, out: list[Trade]) -> None:
+        """Trades of one symbol at times t < end (stamped int(t) <= end - 1)."""
         inst = st.inst
         rng = st.rng
         # Box-Muller inlined: one pair of normals per trade (price step, volume) from two uniforms,
         # half the cost of two gauss() calls; the exponential gap is inlined too. Still seeded.
         uniform, exp, log, sqrt, cos, sin = rng.random, math.exp, math.log, math.sqrt, math.cos, math.sin
         tick, pd, vd = inst.tick, inst.price_decimals, inst.volume_decimals
-        pscale = 10**pd
+        # Fair price in ticks: exp(log_price) * scale.
+        scale = 10**pd / tick
         # Formatting inlined: three decimal strings per trade are most of the cost of a trade.
         pf, vf, wf = (_FORMATS.get(d) for d in (pd, vd, pd + vd))
         ps, vs, ws = 10**pd, 10**vd, 10 ** (pd + vd)
@@ -132,23 +241,41 @@ class Market:
         mu_v = math.log(inst.typical_volume * st.vd)
         book = st.book
         log_price, p_i, t = st.log_price, st.p_i, st.next_t
+        bid, ask, open_until = st.bid, st.ask, st.open_until
         p_s = pf % divmod(p_i, ps) if pf else str(p_i)
         n = 0
         limit = self.max_trades_per_advance
-        while t <= now_ms:
+        while t < end:
+            if t >= open_until:  # a session boundary: rare, so its check costs one comparison per trade
+                t = st.to_session(t)
+                open_until = st.open_until
+                continue
             if n >= limit:
-                t = now_ms - log(1.0 - uniform()) * gap
+                t = end - log(1.0 - uniform()) * gap
                 break
             radius = sqrt(-2.0 * log(1.0 - uniform()))
             angle = _TAU * uniform()
-            log_price += sigma * radius * cos(angle)
-            new_p = max(tick, round(exp(log_price) * pscale / tick) * tick)
-            if new_p != p_i:
-                td = 1 if new_p > p_i else 2
-                p_i = new_p
+            z = radius * cos(angle)
+            log_price += sigma * z
+            # The trade hits the book that stood before it: buyers lift the ask and push the fair price
+            # up, sellers hit the bid; a spread wider than a tick sometimes fills inside.
+            if z > 0.0:
+                td, p = 1, ask
+            else:
+                td, p = 2, bid
+            if ask - bid > tick:
+                u = uniform()
+                if u < _INSIDE_SHARE:
+                    p = bid + tick * (1 + int(u / _INSIDE_SHARE * ((ask - bid) // tick - 1)))
+            # Then the book moves to the new fair price: a spread of 1-3 ticks around it.
+            u = uniform()
+            s = 1 if u < _SPREAD_1 else 2 if u < _SPREAD_2 else 3
+            b = int(exp(log_price) * scale - 0.5 * s)
+            bid = (b if b > 0 else 1) * tick
+            ask = bid + s * tick
+            if p != p_i:
+                p_i = p
                 p_s = pf % divmod(p_i, ps) if pf else str(p_i)
-            else:  # an unchanged price (most trades at high rates) reuses its string
-                td = 1 if uniform() < 0.5 else 2
             v_i = max(1, int(exp(mu_v + 0.9 * radius * sin(angle))))
             ti = int(t)
             w_i = p_i * v_i
@@ -165,10 +292,12 @@ class Market:
             n += 1
             t -= log(1.0 - uniform()) * gap
         st.log_price, st.p_i, st.next_t = log_price, p_i, t
+        st.bid, st.ask = bid, ask
         if n:
             st.last = out[-1]
 
     def last_trade(self, symbol: str) -> Trade | None:
+        """The symbol's latest trade (an opening trade before the first one); None only if unknown."""
         st = self._symbols.get(symbol)
         return st.last if st else None
 
@@ -179,17 +308,15 @@ class Market:
     # -- depth -----------------------------------------------------------------------------------------
 
     def depth(self, symbol: str, now_ms: int) -> dict[str, Any]:
-        """A 5-level book around the last trade; reproducible for (seed, symbol, now_ms // 100)."""
+        """The book after the last trade: its touch is the market's state (the next trade prints there);
+        deeper levels and volumes are reproducible for (seed, symbol, now_ms // 100)."""
         st = self._symbols[symbol]
         inst = st.inst
         rng = random.Random(stable_seed(self.seed, symbol, now_ms // 100))
         tick, pd = inst.tick, inst.price_decimals
         vd = inst.volume_decimals
         mu_v = math.log(inst.typical_volume * st.vd * 3)
-        # The last trade sits on one side of the touch; the spread is 1-3 ticks and never zero.
-        best_bid = max(tick, st.p_i - tick * rng.randint(0, 1))
-        best_ask = best_bid + tick * rng.randint(1, 3)
-        asks_p, bids_p = [best_ask], [best_bid]
+        asks_p, bids_p = [st.ask], [st.bid]
         for _ in range(self.depth_levels - 1):
             asks_p.append(asks_p[-1] + tick * rng.randint(1, 3))
             nxt = bids_p[-1] - tick * rng.randint(1, 3)

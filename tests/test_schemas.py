@@ -14,6 +14,7 @@ import pytest
 import yaml
 from jsonschema import Draft202012Validator
 
+from infoway_mock.mockserver.catalogue import BUSINESSES
 from infoway_mock.schemas import (
     CLIENT_SCHEMAS,
     SCHEMA_DIR,
@@ -28,14 +29,18 @@ from infoway_mock.schemas import (
     validate_server_frame,
 )
 from infoway_mock.schemas.check import BANNER, check_lines
+from infoway_mock.schemas.codes import MESSAGES
 from infoway_mock.schemas.ecma import to_python
 from infoway_mock.schemas.registry import registry, uri
 from infoway_mock.schemas.semantic import check_depth, check_ohlc
+from infoway_mock.schemas.validate import fast_validator
 
 ROOT = Path(__file__).resolve().parents[1]
 CLIENT_NAMES = sorted(set(CLIENT_SCHEMAS.values()))
 SERVER_NAMES = sorted(set(SERVER_SCHEMAS.values()))
 FRAME_NAMES = [(n, "client") for n in CLIENT_NAMES] + [(n, "server") for n in SERVER_NAMES]
+# Frames only the /news socket carries: not in the /ws dispatch tables, validated by schema name.
+NEWS_NAMES = sorted({(m.schema, m.direction) for m in MESSAGES if "ws" not in m.sockets})
 PUSHES = {f"server/{n}.json" for n in ("trade-push", "legacy-trade-push", "depth-push", "kline-push")}
 DECIMAL = re.compile(r"^[0-9]+(\.[0-9]+)?$")
 
@@ -299,8 +304,11 @@ def test_asyncapi_document() -> None:
         assert rel in names(), ref
         json.loads(path.read_text(encoding="utf-8"))
         files.add(rel)
-    missing = set(CLIENT_NAMES + SERVER_NAMES) - files
+    missing = set(CLIENT_NAMES + SERVER_NAMES + [n for n, _ in NEWS_NAMES]) - files
     assert not missing, f"frame schemas not referenced by asyncapi.yaml: {sorted(missing)}"
+    assert doc["channels"]["news"]["address"] == "/news"
+    business = doc["channels"]["ws"]["bindings"]["ws"]["query"]["properties"]["business"]["enum"]
+    assert business == list(BUSINESSES)
 
 
 # -- (g) python -m infoway_mock.schemas check ---------------------------------------------------------------
@@ -371,3 +379,192 @@ def test_bare_frame_direction() -> None:
     report = check_lines([json.dumps(f) for f in (SUBSCRIBE, legacy, error, ack, {"code": 10010})])
     assert report.ok, report.format()
     assert report.by_direction == {"send": 2, "recv": 3}
+
+
+# -- (h) the /news socket's frames -----------------------------------------------------------------------
+
+
+def validate_named(name: str, obj: Any, fast: bool) -> None:
+    """Validate against one schema by name, as the news socket does (no dispatch table by code)."""
+    if fast and fast_validator(name).is_valid(obj):
+        return
+    found = schema_violations(obj, name)
+    if found:
+        raise ContractError(found, name)
+
+
+def test_news_schemas_exist_for_every_news_code() -> None:
+    assert {n for n, _ in NEWS_NAMES} == {
+        "client/subscribe-news.json",
+        "client/unsubscribe-news.json",
+        "server/news-push.json",
+        "server/ack.json",  # 10021, the news subscribe ack
+    }
+    assert all(n in names() for n, _ in NEWS_NAMES)
+
+
+@pytest.mark.parametrize(("name", "kind"), NEWS_NAMES)
+def test_news_examples_pass_both_paths(name: str, kind: str) -> None:
+    for ex in load(name)["examples"]:
+        for fast in (True, False):
+            validate_named(name, ex, fast)
+
+
+NEWS_VARIANTS = [(n, k, *v) for n, k in NEWS_NAMES for v in variants(n, k)]
+
+
+@pytest.mark.parametrize(
+    ("name", "kind", "label", "frame", "path"), NEWS_VARIANTS, ids=[f"{v[0]}-{v[2]}" for v in NEWS_VARIANTS]
+)
+def test_news_variant_rejected_by_both_paths(name: str, kind: str, label: str, frame: Any, path: str) -> None:
+    for fast in (True, False):
+        with pytest.raises(ContractError) as info:
+            validate_named(name, frame, fast)
+        assert info.value.path == path, f"{label} (fast={fast}): {info.value}"
+
+
+@pytest.mark.parametrize(
+    ("name", "frame", "path"),
+    [
+        ("client/subscribe-news.json", {"code": 10020, "data": {"lang": "xx"}}, "$.data.lang"),
+        ("client/subscribe-news.json", {"code": 10020, "data": {}}, "$.data.lang"),
+        (
+            "server/news-push.json",
+            {"code": 10022, "data": {"dk": "a", "title": "t", "published": "1"}},
+            "$.data.published",
+        ),
+        (
+            "server/news-push.json",
+            {"code": 10022, "data": {"dk": "a", "title": "t", "published": 1, "symbols": "AAPL.US"}},
+            "$.data.symbols",
+        ),
+    ],
+)
+def test_news_frames_rejected(name: str, frame: Any, path: str) -> None:
+    for fast in (True, False):
+        with pytest.raises(ContractError) as info:
+            validate_named(name, frame, fast)
+        assert info.value.path == path
+
+
+def test_news_ack_code() -> None:
+    validate_server_frame({"code": 11010, "trace": "n", "msg": "ok"})
+    assert schema_violations({"code": 10021, "trace": "n", "msg": "ok"}, "server/ack.json") == []
+
+
+# -- (i) what the live API sends: the schemas accept it even where the mock never sends it --------------
+
+KLINE = load("server/kline-push.json")["examples"][0]
+
+
+def with_data(frame: dict[str, Any], **data: Any) -> dict[str, Any]:
+    return {**frame, "data": {**frame["data"], **data}}
+
+
+@pytest.mark.parametrize(
+    ("kind", "frame"),
+    [
+        ("server", with_data(KLINE, t=1786775220)),  # the docs' Long
+        ("server", with_data(KLINE, t="1786775220")),  # the live string
+        ("server", with_data(TRADE, s="AAPL.US", ty="1")),  # includeTy on an equity channel
+        ("server", with_data(TRADE, s=".DJI.US")),
+        ("server", with_data(KLINE, s=".IXIC.US")),
+        ("client", {"code": 10000, "data": {"codes": ".DJI.US,.IXIC.US"}}),  # no trace: still accepted
+        ("client", {"code": 10003, "trace": "d", "data": {"codes": " .DJI.US , AAPL.US "}}),
+        ("client", {"code": 10006, "data": {"arr": [{"type": 1, "codes": ".DJI.US"}]}}),
+        ("client", {"code": 10010}),
+    ],
+)
+def test_live_shapes_accepted(kind: str, frame: dict[str, Any]) -> None:
+    for fast in (True, False):
+        validate(kind, frame, fast)
+
+
+@pytest.mark.parametrize(
+    ("kind", "frame", "path"),
+    [
+        ("server", with_data(KLINE, t=1786775220.5), "$.data.t"),
+        ("server", with_data(KLINE, t=-1), "$.data.t"),
+        ("server", with_data(KLINE, t="17867752x0"), "$.data.t"),
+        ("server", with_data(TRADE, ty=1), "$.data.ty"),  # a string on the live API
+        ("server", with_data(TRADE, s="..DJI.US"), "$.data.s"),
+        ("server", with_data(TRADE, s="."), "$.data.s"),
+        ("client", {"code": 10000, "data": {"codes": ".DJI.US,,AAPL.US"}}, "$.data.codes"),
+    ],
+)
+def test_live_shape_lookalikes_rejected(kind: str, frame: dict[str, Any], path: str) -> None:
+    for fast in (True, False):
+        with pytest.raises(ContractError) as info:
+            validate(kind, frame, fast)
+        assert info.value.path == path
+
+
+BAR = load("rest/kline-row.json")["examples"][0]["respList"][0]
+REST_OK = [
+    ("rest/depth-row.json", {"s": "TSLA.US", "t": 1786775732341, "a": None, "b": None}),
+    (
+        "rest/kline-row.json",
+        {
+            "s": ".DJI.US",
+            "respList": [{**load("rest/kline-row.json")["examples"][0]["respList"][0], "t": 1786775220}],
+        },
+    ),
+    (
+        "rest/symbol-row.json",
+        {"symbol": "7203.JP", "name_cn": "丰田汽车", "name_hk": None, "name_en": "Toyota", "index": "12"},
+    ),
+    (
+        "rest/problem.json",
+        {
+            "type": "about:blank",
+            "title": "Bad Request",
+            "status": 400,
+            "detail": "x",
+            "instance": "/common/basic/symbols",
+        },
+    ),
+    ("rest/rate-limited.json", {"detail": "Rate limit exceeded"}),
+    ("rest/batch-kline-request.json", {"klineType": 12, "klineNum": 1, "codes": ".DJI.US"}),
+    ("rest/envelope.json", {"ret": 508, "msg": "All product not exists", "traceId": "x", "data": None}),
+]
+REST_BAD = [
+    ("rest/depth-row.json", {"s": "TSLA.US", "t": 1786775732341, "a": None}, "$.b"),
+    ("rest/depth-row.json", {"s": "TSLA.US", "t": 1786775732341, "a": [["1"]], "b": None}, "$.a"),
+    (
+        "rest/symbol-row.json",
+        {"symbol": "BTCUSDT", "name": "Bitcoin", "type": "CRYPTO", "business": "crypto"},
+        "$.name_cn",
+    ),
+    ("rest/kline-row.json", {"s": "BTCUSDT", "respList": [{**BAR, "t": 1.5}]}, "$.respList[0].t"),
+    ("rest/problem.json", {"title": "Bad Request", "status": "400"}, "$.status"),
+    ("rest/rate-limited.json", {"message": "Rate limit exceeded"}, "$.detail"),
+    ("rest/batch-kline-request.json", {"klineNum": 10, "codes": "AAPL.US"}, "$.klineType"),
+    ("rest/batch-kline-request.json", {"klineType": 13, "klineNum": 10, "codes": "AAPL.US"}, "$.klineType"),
+    ("rest/batch-kline-request.json", {"klineType": 1, "klineNum": 0, "codes": "AAPL.US"}, "$.klineNum"),
+    ("rest/batch-kline-request.json", {"klineType": 1, "klineNum": 10, "codes": ""}, "$.codes"),
+    (
+        "rest/batch-kline-request.json",
+        {"klineType": 1, "klineNum": 10, "codes": "A.US", "timestamp": "1758553860"},
+        "$.timestamp",
+    ),
+]
+
+
+@pytest.mark.parametrize(("name", "doc"), REST_OK)
+def test_rest_live_shapes_accepted(name: str, doc: Any) -> None:
+    for fast in (True, False):
+        validate_named(name, doc, fast)
+
+
+@pytest.mark.parametrize(("name", "doc", "path"), REST_BAD)
+def test_rest_lookalikes_rejected(name: str, doc: Any, path: str) -> None:
+    for fast in (True, False):
+        with pytest.raises(ContractError) as info:
+            validate_named(name, doc, fast)
+        assert info.value.path == path
+
+
+def test_rest_depth_row_holds_ten_levels() -> None:
+    ten = next(ex for ex in load("rest/depth-row.json")["examples"] if ex["s"] == "00285.HK")
+    assert len(ten["a"][0]) == len(ten["b"][1]) == 10
+    assert check_depth(ten) == []
