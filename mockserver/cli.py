@@ -54,6 +54,12 @@ def _serve_parser(sub: Any) -> None:
         help="market start time (epoch ms or ISO 8601, e.g. 2026-08-15T09:30:00Z); the market then waits "
         "for the first subscription, so runs with the same --seed and --start give identical frames",
     )
+    s.add_argument(
+        "--market-hours",
+        choices=("always", "real"),
+        help="always: every market streams 24/7 (default, so CI runs do not depend on the hour); real: "
+        "each market streams only in its trading sessions (closed markets ack and stay silent)",
+    )
     s.add_argument("--config", help="JSON or YAML config file (plans, keys, server settings)")
     s.add_argument("--keys", help=f"comma-separated API keys to accept (default: {DEFAULT_KEY})")
     s.add_argument("--heartbeat-timeout", type=float, help="seconds without 10010 before 513 (default 60)")
@@ -156,7 +162,7 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
     if args.keys:
         plan = cfg.keys.get(DEFAULT_KEY, "pro")
         cfg.keys = {k.strip(): plan for k in args.keys.split(",") if k.strip()}
-    for name in ("seed", "heartbeat_timeout", "rate_window", "speed", "trade_rate", "strict"):
+    for name in ("seed", "heartbeat_timeout", "rate_window", "speed", "trade_rate", "strict", "market_hours"):
         value = getattr(args, name)
         if value is not None:
             setattr(cfg, name, value)

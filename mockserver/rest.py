@@ -18,12 +18,23 @@ from typing import Any
 
 import orjson
 
-from .catalogue import Catalogue
+from infoway_mock import schemas
+
+from .catalogue import (
+    BUSINESSES,
+    BadRequest,
+    Catalogue,
+    market_rows,
+    symbol_info_rows,
+    symbol_rows,
+    trading_days,
+    trading_schedule_rows,
+)
 from .config import Plan
 from .limits import QuotaBook
 from .market import Market
 
-REST_BUSINESSES = ("stock", "crypto", "common", "japan", "india", "korea", "taiwan")
+REST_BUSINESSES = BUSINESSES
 _SUFFIXED = ("stock", "japan", "india", "korea", "taiwan")  # equity codes carry a market suffix
 MAX_SYMBOLS = 100
 MAX_BARS = 500
@@ -34,13 +45,20 @@ _ROUTE = re.compile(
     r"batch_trade/(?P<trade>[^/]+)"
     r"|batch_depth/(?P<depth>[^/]+)"
     r"|batch_kline/(?P<kt>[^/]+)/(?P<kn>[^/]+)/(?P<kline>[^/]+)"
-    r"|(?P<v2>v2/batch_kline)"
-    r"|basic/(?P<symbols>symbols))/?$"
+    r"|(?P<v2>v2/batch_kline))/?$"
 )
+# Reference data lives under /common/basic only, and answers its errors as RFC 7807 problems.
+BASIC = {
+    "/common/basic/symbols": "symbols",
+    "/common/basic/symbols/info": "info",
+    "/common/basic/markets": "markets",
+    "/common/basic/markets/trading_days": "days",
+    "/common/basic/markets/trading_schedule": "schedule",
+}
 
 
 def is_rest_path(path: str) -> bool:
-    return _ROUTE.match(path) is not None
+    return path.rstrip("/") in BASIC or _ROUTE.match(path) is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +66,13 @@ class RestResponse:
     status: int
     body: bytes
     allow: str | None = None  # the Allow header of a 405
+    content_type: str = "application/json"
+
+
+def problem(status: int, title: str, detail: str, instance: str) -> RestResponse:
+    """An RFC 7807 problem, as /common/basic/* answers its errors."""
+    body = {"type": "about:blank", "title": title, "status": status, "detail": detail, "instance": instance}
+    return RestResponse(status, orjson.dumps(body), content_type="application/problem+json")
 
 
 class _BusinessError(Exception):
@@ -86,10 +111,11 @@ class RestService:
         self, method: str, path: str, query: Mapping[str, str], headers: Mapping[str, str], body: bytes
     ) -> RestResponse:
         """One REST request. Business errors are HTTP 200 with `ret` set; a bad key is HTTP 401."""
+        basic = BASIC.get(path.rstrip("/"))
         m = _ROUTE.match(path)
-        if m is None or m["b"] not in REST_BUSINESSES:
+        if basic is None and (m is None or m["b"] not in REST_BUSINESSES):
             return RestResponse(404, orjson.dumps({"code": 404, "message": "Not Found"}))
-        allowed = "POST" if m["v2"] else "GET, HEAD"
+        allowed = "POST" if m is not None and m["v2"] else "GET, HEAD"
         if method not in allowed.split(", "):
             return RestResponse(405, orjson.dumps({"code": 405, "message": f"Use {allowed}"}), allow=allowed)
         key = self.authenticate(headers.get("apikey") or query.get("apikey") or query.get("apiKey"))
@@ -99,11 +125,31 @@ class RestService:
         if not self.quotas.rest_hit(key, plan.rest_rate_limit, self.rate_window, self.monotonic()):
             msg = f"Request frequency exceed the limit：{plan.rest_rate_limit} times per minute"
             return RestResponse(429, _envelope(429, msg, None))
+        if basic is not None:
+            try:
+                data = self._basic(basic, query)
+            except BadRequest as e:
+                return problem(400, "Bad Request", e.detail, path)
+            return RestResponse(200, _envelope(200, "success", data))
+        assert m is not None
         try:
             data = self._route(m, query, body)
         except _BusinessError as e:
             return RestResponse(200, _envelope(e.ret, e.msg, None))
         return RestResponse(200, _envelope(200, "success", data))
+
+    def _basic(self, what: str, query: Mapping[str, str]) -> Any:
+        cat = self.catalogue
+        if what == "symbols":
+            return symbol_rows(cat, query.get("type"), query.get("symbols"))
+        if what == "info":
+            return symbol_info_rows(cat, query.get("type"), query.get("symbols"))
+        if what == "markets":
+            return market_rows()
+        if what == "days":
+            # The exchange calendar, whatever market_hours streams: it is reference data about the exchange.
+            return trading_days(query.get("market"), query.get("beginDay"), query.get("endDay"))
+        return trading_schedule_rows(cat, query.get("type"))
 
     # -- routes ------------------------------------------------------------------------------------------
 
@@ -115,9 +161,7 @@ class RestService:
             return self._depth(business, m["depth"])
         if m["kline"]:
             return self._klines(business, m["kt"], m["kn"], m["kline"])
-        if m["v2"]:
-            return self._klines_v2(business, body)
-        return self._symbols(business, query.get("type"))
+        return self._klines_v2(business, body)
 
     def _trades(self, business: str, raw: str) -> list[dict[str, Any]]:
         market = self.market
@@ -129,8 +173,15 @@ class RestService:
         return rows
 
     def _depth(self, business: str, raw: str) -> list[dict[str, Any]]:
-        now = self.market.now_ms
-        return [self.market.depth(code, now) for code in self._codes(business, raw)]
+        market = self.market
+        now = market.now_ms
+        # A closed market has no book: the live API then answers a: null, b: null (TSLA.US out of hours).
+        return [
+            market.depth(code, now)
+            if market.is_open(code, now)
+            else {"s": code, "t": now, "a": None, "b": None}
+            for code in self._codes(business, raw)
+        ]
 
     def _klines(self, business: str, kt: str, kn: str, raw: str) -> list[dict[str, Any]]:
         try:
@@ -145,17 +196,15 @@ class RestService:
             req = orjson.loads(body) if body else None
         except orjson.JSONDecodeError:
             raise _BusinessError(506, "Param error：the body is not JSON") from None
-        if not isinstance(req, dict):
-            raise _BusinessError(507, "Param lost：klineType, klineNum, codes")
-        for name in ("klineType", "klineNum", "codes"):
-            if name not in req:
-                raise _BusinessError(507, f"Param lost：{name}")
+        try:
+            schemas.validate_document(req, "rest/batch-kline-request.json")
+        except schemas.ContractError as e:
+            v = e.violations[0]
+            if v.rule == "required":
+                raise _BusinessError(507, f"Param lost：{v.path.rsplit('.', 1)[-1]}") from None
+            raise _BusinessError(506, f"Param error：{v.path} {v.message}"[:300]) from None
         ktype, knum, codes = req["klineType"], req["klineNum"], req["codes"]
-        if type(ktype) is not int or type(knum) is not int or not isinstance(codes, str):
-            raise _BusinessError(506, "Param error：klineType and klineNum are integers, codes a string")
         ts = req.get("timestamp")
-        if ts is not None and (type(ts) is not int or ts < 0):
-            raise _BusinessError(506, "Param error：timestamp is a Unix time in seconds")
         end_ms = None if ts is None else ts * 1000
         return self._kline_rows(business, ktype, knum, codes, end_ms)
 
@@ -195,13 +244,3 @@ class RestService:
                 )
             raise _BusinessError(508, "All product not exists")
         return known
-
-    def _symbols(self, business: str, type_: str | None) -> list[dict[str, Any]]:
-        out = []
-        for inst in self.catalogue.all():
-            wanted = inst.business == business if type_ is None else inst.kind == type_
-            if wanted:
-                out.append(
-                    {"symbol": inst.symbol, "name": inst.name, "type": inst.kind, "business": inst.business}
-                )
-        return out

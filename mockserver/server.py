@@ -159,6 +159,7 @@ class MockServer:
             start_ms=self.clock.start_ms,
             trade_rate=cfg.trade_rate,
             max_trades_per_advance=cfg.max_trades_per_advance,
+            market_hours=cfg.market_hours,
         )
         self.metrics = Metrics()
         self.quotas = QuotaBook()
@@ -208,6 +209,7 @@ class MockServer:
             interval=cfg.pump_interval,
             depth_interval=cfg.depth_interval,
             kline_interval=cfg.kline_interval,
+            is_open=self.market.is_open,
             backlogged=self._backlogged if cfg.pump_high_water else (lambda: False),
             news=self._news_item,
             news_interval=cfg.news_interval,
@@ -385,7 +387,7 @@ class MockServer:
             resp = self.rest.handle(req.method, path, req.query, req.headers, req.body)
             self.metrics.rest_requests[resp.status] += 1
             headers = [("Allow", resp.allow)] if resp.allow else []
-            return HttpResponse(resp.status, resp.body, headers=headers)
+            return HttpResponse(resp.status, resp.body, resp.content_type, headers)
         if path in _UPGRADE_ONLY:
             return HttpResponse(
                 426,
@@ -603,6 +605,8 @@ class MockServer:
             peak_window_frames=session.peak_window_frames,
             final=session.subscription_pairs(),
             ever=set(session.subscribed_ever),
+            last_heartbeat=(session.last_heartbeat - self.started) if session.heartbeats else None,
+            requests_without_trace=session.requests_without_trace,
         )
 
     def report(self) -> dict[str, Any]:
@@ -618,6 +622,7 @@ class MockServer:
                 heartbeat_interval=cfg.report_heartbeat_interval,
                 rate_limit=plan.rate_limit if plan else 60,
                 rate_window=cfg.rate_window,
+                heartbeat_timeout=cfg.heartbeat_timeout,
             )
 
         return build_report([*self.records, *live], rules_for, self.clock.monotonic() - self.started)
