@@ -83,6 +83,7 @@ def _serve_parser(sub: Any) -> None:
     )
     s.add_argument("--control-token", help="token for the /control endpoint (default: random, printed)")
     s.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    s.set_defaults(run=_serve_command)
 
 
 def _control_args(p: argparse.ArgumentParser) -> None:
@@ -142,17 +143,24 @@ def _fault_parser(sub: Any) -> None:
     lst = kinds.add_parser("list", help="the ongoing faults")
     _control_args(lst)
     kinds.add_parser("schema", help="print the fault JSON Schema")
+    f.set_defaults(run=_fault)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="infoway-mock", description="An offline mock Infoway exchange.")
-    sub = parser.add_subparsers(dest="command", required=True)
-    _serve_parser(sub)
-    sub.add_parser("scenarios", help="list the shipped scenarios")
-    _fault_parser(sub)
+def _report_parser(sub: Any) -> None:
     r = sub.add_parser("report", help="print the contract report of a running mock")
     _control_args(r)
     r.add_argument("--json", action="store_true", help="the whole report as JSON")
+    r.set_defaults(run=_report)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """One line per command: each adds its subparser and sets `run` (args -> exit status)."""
+    parser = argparse.ArgumentParser(prog="infoway-mock", description="An offline mock Infoway exchange.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    _serve_parser(sub)
+    sub.add_parser("scenarios", help="list the shipped scenarios").set_defaults(run=_scenarios)
+    _fault_parser(sub)
+    _report_parser(sub)
     return parser
 
 
@@ -290,22 +298,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     logging.getLogger("websockets").setLevel(logging.WARNING)
     try:
-        if args.command == "scenarios":
-            for sc in scenario_mod.shipped():
-                print(f"{sc.name:26} {sc.duration:5.0f}s  {sc.description}")
-            return 0
-        if args.command == "fault":
-            return _fault(args)
-        if args.command == "report":
-            return _report(args)
-        cfg = config_from_args(args)
-        scenario = scenario_mod.load(args.scenario) if args.scenario else None
-        if scenario is not None:
-            config_from_dict({"server": scenario.server}, cfg)
+        return int(args.run(args))
     except (ValueError, OSError, ControlError, _UsageError) as e:
         print(f"infoway-mock {args.command}: {e}", file=sys.stderr)
         return 2
+
+
+def _serve_command(args: argparse.Namespace) -> int:
+    cfg = config_from_args(args)
+    scenario = scenario_mod.load(args.scenario) if args.scenario else None
+    if scenario is not None:
+        config_from_dict({"server": scenario.server}, cfg)
     asyncio.run(_serve(cfg, scenario, args.report))
+    return 0
+
+
+def _scenarios(args: argparse.Namespace) -> int:
+    for sc in scenario_mod.shipped():
+        print(f"{sc.name:26} {sc.duration:5.0f}s  {sc.description}")
     return 0
 
 

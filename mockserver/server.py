@@ -236,6 +236,9 @@ class MockServer:
         self._timers: dict[int, asyncio.TimerHandle] = {}
         self._pending: dict[Connection, Accept] = {}
         self._release_scheduled = False
+        self.routes: dict[str, Callable[[HttpRequest], HttpResponse]] = {}
+        self.route("/healthz", self._healthz)
+        self.route("/metrics", self._metrics)
         self._register_gauges()
 
     # -- lifecycle -------------------------------------------------------------------------------------
@@ -376,13 +379,21 @@ class MockServer:
 
     # -- the Host protocol: what connections ask of the server ------------------------------------------
 
+    def route(self, path: str, handler: Callable[[HttpRequest], HttpResponse]) -> None:
+        """Serve `handler` at an HTTP path on the mock's port (service endpoints, documents, console)."""
+        self.routes[path] = handler
+
+    def _healthz(self, req: HttpRequest) -> HttpResponse:
+        return HttpResponse(200, orjson.dumps({"status": "ok", "connections": len(self.conns)}))
+
+    def _metrics(self, req: HttpRequest) -> HttpResponse:
+        return HttpResponse(200, self.metrics.render().encode(), "text/plain; version=0.0.4")
+
     def http_request(self, conn: Connection, req: HttpRequest) -> HttpResponse:
         path = req.path
-        if path == "/healthz":
-            body = orjson.dumps({"status": "ok", "connections": len(self.conns)})
-            return HttpResponse(200, body)
-        if path == "/metrics":
-            return HttpResponse(200, self.metrics.render().encode(), "text/plain; version=0.0.4")
+        handler = self.routes.get(path)
+        if handler is not None:
+            return handler(req)
         if is_rest_path(path):
             resp = self.rest.handle(req.method, path, req.query, req.headers, req.body)
             self.metrics.rest_requests[resp.status] += 1
