@@ -82,6 +82,26 @@ def _serve_parser(sub: Any) -> None:
         "--report", help="write the contract report here at shutdown (JSON; a .txt summary beside it)"
     )
     s.add_argument("--control-token", help="token for the /control endpoint (default: random, printed)")
+    s.add_argument(
+        "--workers",
+        type=int,
+        help="run N mock processes behind HAProxy (Debian package haproxy), routed by API key with "
+        "consistent hashing: per-key quotas stay exact, every process streams the same seeded market; "
+        "one control endpoint, /metrics and report for the group",
+    )
+    s.add_argument(
+        "--worker",
+        metavar="I/N",
+        help="this process is worker I of N in a group (set by --workers, or by hand for a multi-host "
+        "group): it takes connection ids I, I+N, I+2N...",
+    )
+    s.add_argument(
+        "--clock-anchor",
+        type=int,
+        metavar="EPOCH_MS",
+        help="the wall time at which market time is --start (default: now): processes given the same "
+        "anchor, seed and start stream the same frames (set by --workers)",
+    )
     s.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     s.set_defaults(run=_serve_command)
 
@@ -176,6 +196,15 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
             setattr(cfg, name, value)
     if args.start is not None:
         cfg.start_ms = args.start
+    if args.clock_anchor is not None:
+        cfg.clock_anchor_ms = args.clock_anchor
+        if cfg.start_ms is None:
+            cfg.start_ms = args.clock_anchor
+    if args.worker:
+        index, _, total = args.worker.partition("/")
+        if not (index.isdigit() and total.isdigit() and 1 <= int(index) <= int(total)):
+            raise ValueError(f"--worker {args.worker!r}: expected I/N with 1 <= I <= N, e.g. 2/4")
+        cfg.conn_id_offset, cfg.conn_id_stride = int(index), int(total)
     if args.control_token:
         cfg.control_token = args.control_token
     cfg.send_timestamp = cfg.send_timestamp or args.send_timestamp
@@ -288,9 +317,12 @@ class _UsageError(Exception):
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from .cluster import ClusterError
     from .control import ControlError
 
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    args.argv = argv[argv.index("serve") + 1 :] if args.command == "serve" else []
     logging.basicConfig(
         level=logging.DEBUG if getattr(args, "verbose", False) else logging.INFO,
         format="%(asctime)s %(levelname)s %(message)s",
@@ -299,17 +331,46 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.getLogger("websockets").setLevel(logging.WARNING)
     try:
         return int(args.run(args))
-    except (ValueError, OSError, ControlError, _UsageError) as e:
+    except (ValueError, OSError, ControlError, _UsageError, ClusterError) as e:
         print(f"infoway-mock {args.command}: {e}", file=sys.stderr)
         return 2
 
 
 def _serve_command(args: argparse.Namespace) -> int:
+    if args.workers:
+        return _serve_group(args)
     cfg = config_from_args(args)
     scenario = scenario_mod.load(args.scenario) if args.scenario else None
     if scenario is not None:
         config_from_dict({"server": scenario.server}, cfg)
     asyncio.run(_serve(cfg, scenario, args.report))
+    return 0
+
+
+def _serve_group(args: argparse.Namespace) -> int:
+    """serve --workers N: the supervisor. Workers get this command line minus what only the group has."""
+    import secrets
+
+    from .cluster import run_cluster
+
+    config_from_args(args)  # refuse a bad command line here, once, rather than in every worker
+    if args.report:
+        raise _UsageError("--report with --workers: ask the group with `infoway-mock report --port PORT`")
+    argv = list(args.argv)
+    drop = {"--workers", "--host", "--port", "--control-token", "--worker", "--clock-anchor", "--report"}
+    worker_args: list[str] = []
+    skip = False
+    for i, a in enumerate(argv):
+        if skip:
+            skip = False
+            continue
+        name = a.split("=", 1)[0]
+        if name in drop:
+            skip = "=" not in a and i + 1 < len(argv)
+            continue
+        worker_args.append(a)
+    token = args.control_token or secrets.token_urlsafe(16)
+    asyncio.run(run_cluster(args.workers, args.host, args.port, worker_args, token))
     return 0
 
 

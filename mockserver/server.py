@@ -150,7 +150,12 @@ class MockServer:
     def __init__(self, config: ServerConfig | None = None, *, clock: Clock | None = None) -> None:
         cfg = self.config = config or ServerConfig()
         # A fixed start time makes runs reproducible: the market waits for the first subscription.
-        self.clock = clock or Clock(cfg.speed, cfg.start_ms, held=cfg.start_ms is not None)
+        self.clock = clock or Clock(
+            cfg.speed,
+            cfg.start_ms,
+            held=cfg.start_ms is not None and cfg.clock_anchor_ms is None,
+            anchor_ms=cfg.clock_anchor_ms,
+        )
         catalogue = Catalogue.default()
         self.catalogue = catalogue.only(cfg.symbols) if cfg.symbols else catalogue
         self.market = Market(
@@ -228,7 +233,8 @@ class MockServer:
             max_send_buffer=cfg.max_send_buffer,
         )
         self._handshaker = ServerProtocol()  # validates upgrades and builds the 101 (websockets' own checks)
-        self._ids = itertools.count(1)
+        # Connection ids; in a group of worker processes each takes every Nth id, so ids stay unique.
+        self._ids = itertools.count(cfg.conn_id_offset, cfg.conn_id_stride)
         self._rng = random.Random(cfg.seed)
         self._listener: asyncio.Server | None = None
         self._pump_task: asyncio.Task[None] | None = None
