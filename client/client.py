@@ -32,6 +32,10 @@ from .rest import batch_kline, rest_base
 from .subscriptions import DEPTH, TRADE, kline_channel
 
 log = logging.getLogger("infoway.client")
+# A child of websockets.client, so whoever configures websockets' logging configures this one too. It
+# logs the request line (the key is in its query) at debug level: masked, as everywhere else.
+ws_log = logging.getLogger("websockets.client.infoway")
+ws_log.addFilter(MaskKeys())
 
 Callback = Callable[[Any], Awaitable[None] | None]
 
@@ -138,8 +142,6 @@ class InfowayClient:
         self._inline = on_event is not None and not self._async_callback
         self.connected = asyncio.Event()
         self.callback_errors = 0
-        self._ws_log = logging.LoggerAdapter(logging.getLogger("websockets.client.infoway"))
-        self._ws_log.logger.addFilter(MaskKeys(self.api_key))
         self._conn: Connection | None = None
         self._open_now = self._open_max = 0
         self._waker = _Waker()
@@ -326,7 +328,7 @@ class InfowayClient:
             self._on_end,
             max_size=cfg.max_message_size,
             max_fragments=cfg.max_fragments,
-            logger=self._ws_log,
+            logger=ws_log,
         )
 
     def _attempt_failed(self, e: Exception) -> Outcome:

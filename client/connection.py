@@ -45,7 +45,7 @@ class Connection(asyncio.Protocol):
         *,
         max_size: int,
         max_fragments: int,
-        logger: logging.Logger | logging.LoggerAdapter[Any],
+        logger: logging.Logger,
     ) -> None:
         self.ws = ClientProtocol(uri, max_size=max_size, logger=logger)
         loop = asyncio.get_running_loop()

@@ -156,11 +156,11 @@ class ClientCore:
 
     def opened(self, now: float, wall_ms: int) -> None:
         self._gen += 1
-        link = self._link = _Link(self._gen, now, now + self.config.heartbeat_interval)
+        self.pacer.reset()
+        link = self._link = _Link(self._gen, now, now + self.heartbeat_every())
         self._wall_offset = wall_ms - now * 1000
         self.last_frame_at = self.last_push_at = now
         self.reply_since = None
-        self.pacer.reset()
         if self._offline_since is not None:
             self.reconnects += 1
         self._notices.append(Connected(self.url, self.policy.attempts))
@@ -308,7 +308,7 @@ class ClientCore:
 
     def frames_to_send(self, now: float) -> list[bytes]:
         """The frames that may go out now, in order. At most one heartbeat ever waits (a late one is sent
-        once, not once per missed interval), and when both wait, heartbeats and requests alternate, so
+        once, not once per missed interval); when a heartbeat and requests both wait they alternate, so
         neither starves the other under the pacer's budget."""
         link = self._link
         out: list[bytes] = []
@@ -316,7 +316,7 @@ class ClientCore:
             return out
         while (link.outbox or now >= link.heartbeat_due) and self.pacer.delay(now) <= 0:
             if now >= link.heartbeat_due and (not link.outbox or not link.heartbeat_last):
-                link.heartbeat_due = now + self.config.heartbeat_interval
+                link.heartbeat_due = now + self.heartbeat_every()
                 link.heartbeat_last = True
                 frame: dict[str, Any] = {"code": HEARTBEAT}
                 if self.config.heartbeat_ack:
@@ -327,6 +327,13 @@ class ClientCore:
                 frame, attempt = link.outbox.popleft()
             out.append(self._stamp(link, frame, attempt, now))
         return out
+
+    def heartbeat_every(self) -> float:
+        """The heartbeat interval, stretched if need be so heartbeats alone use at most three quarters of
+        the pacer's budget: a short interval must not leave subscriptions without room."""
+        p = self.pacer
+        share = max(1, p.budget - max(1, p.budget // 4))
+        return max(self.config.heartbeat_interval, (p.window + p.margin) / share)
 
     def _stamp(self, link: _Link, frame: dict[str, Any], attempt: int, now: float) -> bytes:
         code = frame["code"]
