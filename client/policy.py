@@ -9,10 +9,10 @@ drops into a reconnect storm).
 A refused TCP connection says nothing is listening: the server is down (restarting), and trying again
 costs it nothing. Those attempts probe quickly (every `probe_interval` seconds, jittered) for at most
 `probe_window` seconds, then fall back to the backoff. A session lost without a close frame (a reset,
-what a restart does) is the start of such an outage, so the first attempt after it comes quickly too,
-provided the session had proved itself: it was healthy, or it was itself the recovery from an outage.
-Sessions that open and drop with no outage between them are what a misbehaving server looks like, and
-they count as failures.
+what a restart does) is the start of such an outage, so the first attempt after it comes quickly too
+when the session had proved itself (it was healthy, or it was itself the recovery from an outage), and
+once more when it had not. Sessions that keep opening and dropping with no outage between them are what
+a misbehaving server looks like: from the second such drop in a row they count as failures.
 
 `BackoffPolicy` is the policy before probing existed (every failure backs off), kept selectable
 (`reconnect_policy="backoff"`) and measured against in loadtests/bench_outage.py.
@@ -124,6 +124,7 @@ class ReconnectPolicy(BackoffPolicy):
         self.probing_since: float | None = None  # the first unreachable attempt of the current outage
         self.slow_probes = 0  # attempts past the probe window, backed off
         self.outage_seen = False  # an unreachable attempt since the last session ended
+        self.unproven = False  # the last quick retry followed a drop with no outage or health behind it
 
     def next(self, o: Outcome) -> Decision:
         if o.kind == UNREACHABLE:
@@ -133,9 +134,13 @@ class ReconnectPolicy(BackoffPolicy):
         if not o.opened:
             return super().next(o)
         after_outage, self.outage_seen = self.outage_seen, False
-        healthy = o.lasted >= self.config.healthy_after
+        proven = o.lasted >= self.config.healthy_after or after_outage
         going_away = o.kind == DROPPED or (o.kind == CLOSED and o.code in GOING_AWAY)
-        if going_away and (healthy or after_outage):
+        # A drop the session earned (healthy, or the recovery from an outage) is retried quickly; so is
+        # one unproven drop in a row, so that a restart seen only through its reset is caught too. A
+        # second unproven drop (a server that accepts and drops) backs off.
+        if going_away and (proven or not self.unproven):
+            self.unproven = not proven
             self._healthy(o)
             return Decision(self._jittered_probe(), "probe")
         return super().next(o)

@@ -315,6 +315,8 @@ def test_policy_handshake_refusals_back_off_and_401_stops() -> None:
 def test_policy_sessions_that_end_right_after_opening_back_off_with_growing_ceilings() -> None:
     # A server that accepts, then drops (no close frame, no outage in between): the storm to avoid.
     p = policy(base=1.0, cap=30.0, healthy_after=10.0)
+    # The first drop might be a restart seen only through its reset: one quick retry, no more.
+    assert p.next(Outcome(DROPPED, "reset", at=0.0, lasted=0.3)).rule == "probe"
     rng_max = [min(30.0, 2.0**i) for i in range(8)]
     for i in range(8):
         d = p.next(Outcome(DROPPED, "reset", at=float(i), lasted=0.3))
@@ -343,6 +345,7 @@ def test_policy_going_away_close_codes_count_as_a_restart() -> None:
     p = policy()
     assert p.next(Outcome(CLOSED, "closed 1012", code=1012, lasted=30.0)).rule == "probe"
     assert p.next(Outcome(CLOSED, "closed 1001", code=1001, lasted=30.0)).rule == "probe"
+    assert p.next(Outcome(CLOSED, "closed 1012", code=1012, lasted=0.2)).rule == "probe"  # once
     assert p.next(Outcome(CLOSED, "closed 1012", code=1012, lasted=0.2)).rule == "backoff"
 
 
@@ -361,16 +364,24 @@ def test_backoff_policy_is_todays_every_failure_backs_off() -> None:
 
 
 def test_a_reconnect_storm_spreads_out() -> None:
-    # 1,000 clients whose short sessions are reset at once: full jitter spreads the first retry over
-    # [0, base], so no 100 ms slice carries more than a few times its share.
-    delays = [
-        ReconnectPolicy(PolicyConfig(base=1.0), random.Random(i))
-        .next(Outcome(DROPPED, "reset", lasted=1.0))
-        .delay
-        for i in range(1000)
-    ]
-    slices = [sum(1 for d in delays if k / 10 <= d < (k + 1) / 10) for k in range(10)]
-    assert max(slices) < 200 and sum(slices) == 1000
+    # 1,000 clients whose short sessions are reset at once: the first retry is spread over the probe
+    # interval; if the server drops them all again, the second over [0, base] s, and so on, doubling.
+    policies = [ReconnectPolicy(PolicyConfig(base=1.0), random.Random(i)) for i in range(1000)]
+
+    def spread(delays: list[float], lo: float, hi: float) -> int:
+        assert all(lo <= d <= hi for d in delays)
+        slices = [
+            sum(1 for d in delays if lo + k * (hi - lo) / 10 <= d < lo + (k + 1) * (hi - lo) / 10)
+            for k in range(10)
+        ]
+        return max(slices)
+
+    first = [p.next(Outcome(DROPPED, "reset", lasted=1.0)).delay for p in policies]
+    assert spread(first, 0.2, 0.5) < 200  # about 100 per tenth of the interval
+    second = [p.next(Outcome(DROPPED, "reset", lasted=1.0)).delay for p in policies]
+    assert spread(second, 0.0, 1.0) < 200
+    third = [p.next(Outcome(DROPPED, "reset", lasted=1.0)).delay for p in policies]
+    assert spread(third, 0.0, 2.0) < 200 and all(p.failures == 2 for p in policies)
 
 
 def test_outcome_kinds_are_checked() -> None:
