@@ -144,7 +144,8 @@ class InfowayClient:
         self.callback_errors = 0
         self._conn: Connection | None = None
         self._open_now = self._open_max = 0
-        self._waker = _Waker()
+        self._waker = _Waker()  # the session loop: a subscribe, a lost connection, a fatal error, close()
+        self._sleeper = _Waker()  # the wait between attempts: only close() cuts it short
         self._runner: asyncio.Task[None] | None = None
         self._dispatcher: asyncio.Task[None] | None = None
         self._closing = False
@@ -193,6 +194,7 @@ class InfowayClient:
     async def close(self) -> None:
         self._closing = True
         self._waker.wake()
+        self._sleeper.wake()
         conn = self._conn
         if conn is not None:
             # Read again if back-pressure had paused reading: the server's answer to our close frame
@@ -289,7 +291,7 @@ class InfowayClient:
                 self._flush_notices()
                 if delay is None:
                     raise self.core.fatal or InfowayError(outcome.reason)
-                await self._waker.sleep(delay)
+                await self._sleeper.sleep(delay)
         except InfowayError as e:
             self._fatal = e
         except Exception as e:  # a bug: it must stop the stream loudly, never end it quietly

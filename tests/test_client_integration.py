@@ -148,15 +148,20 @@ async def test_cli_limit_is_reached_across_a_restart(server) -> None:
 
 
 async def test_stall_is_detected_by_the_watchdog_and_reconnected(server) -> None:
-    async with InfowayClient(server.ws_url(), **FAST) as client:
+    settings = {**FAST, "backoff_base": 1.0, "backoff_cap": 1.0}
+    async with InfowayClient(server.ws_url(), **settings) as client:
         await client.subscribe_trades("BTCUSDT")
         await next_of(client, Trade)
         await server.faults.apply(Fault("stall", conn=server.connection_ids()[0], seconds=30))
         t0 = time.monotonic()
         dropped = await next_of(client, Disconnected, timeout=5)
+        dropped_at = time.monotonic()
         assert "dead peer" in dropped.reason
         # One heartbeat period (stretched to fit the pacer's budget) plus the time its reply is owed.
-        assert time.monotonic() - t0 < client.core.heartbeat_every() + FAST["dead_peer_timeout"] + 1.0
+        assert dropped_at - t0 < client.core.heartbeat_every() + FAST["dead_peer_timeout"] + 1.0
+        await next_of(client, Connected, timeout=5)
+        # Our own abort must not cut short the wait the policy chose (a short session: backoff).
+        assert time.monotonic() - dropped_at >= dropped.retry_in - 0.02
         await next_of(client, Resubscribed, timeout=5)
         await next_of(client, Trade)
 
