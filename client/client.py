@@ -312,6 +312,7 @@ class InfowayClient:
         core.opened(time.monotonic(), _wall_ms())
         self.connected.set()
         self._flush_notices()
+        conn.release()  # frames that came with the handshake answer, now that the core is open
         reason = None
         try:
             reason = await self._drive(conn)

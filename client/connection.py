@@ -63,6 +63,9 @@ class Connection(asyncio.Protocol):
         self._fragments: list[Any] = []
         self._fragment_binary = False
         self._closer: asyncio.TimerHandle | None = None
+        # Frames that came with or right after the handshake response, held until the client has taken
+        # the connection as open (reading is paused meanwhile, so this stays a frame or two).
+        self._held: list[Any] | None = None
 
     # -- asyncio.Protocol --------------------------------------------------------------------------------
 
@@ -79,22 +82,35 @@ class Connection(asyncio.Protocol):
         ws.receive_data(data)
         events = ws.events_received()
         self._flush()
+        if events and not self.handshake.done():
+            events = self._opening(events)
         if events:
-            if not self.handshake.done():
-                events = self._opening(events)
-            messages = []
-            append = messages.append
-            for frame in events:
-                if frame.opcode is TEXT and frame.fin:
-                    append(frame.data)
-                else:
-                    self._odd_frame(frame, messages)
-            if messages:
-                self._on_messages(messages, False)
+            if self._held is not None:
+                self._held.extend(events)
+            else:
+                self._dispatch(events)
         if ws.parser_exc is not None and self.failure is None:
             self.failure = f"{type(ws.parser_exc).__name__}: {ws.parser_exc}"
         if ws.close_expected():
             self._close_soon()
+
+    def _dispatch(self, events: list[Any]) -> None:
+        messages: list[Any] = []
+        append = messages.append
+        for frame in events:
+            if frame.opcode is TEXT and frame.fin:
+                append(frame.data)
+            else:
+                self._odd_frame(frame, messages)
+        if messages:
+            self._on_messages(messages, False)
+
+    def release(self) -> None:
+        """The client has taken the connection as open: deliver what was held, and read on."""
+        held, self._held = self._held or [], None
+        if held:
+            self._dispatch(held)
+        self.resume()
 
     def eof_received(self) -> bool | None:
         self.ws.receive_eof()
@@ -118,6 +134,8 @@ class Connection(asyncio.Protocol):
         if type(first) is Response:
             exc = self.ws.handshake_exc
             if exc is None:
+                self._held = []
+                self.pause()
                 self.handshake.set_result(None)
             else:
                 self.handshake.set_exception(exc)

@@ -489,3 +489,42 @@ async def test_a_server_going_away_is_back_within_a_second_of_its_return(server)
         await next_of(client, Trade, timeout=10)
         assert time.monotonic() - t0 < 1.0 + 1.0
         assert client.stats()["connections_open_max"] == 1
+
+
+async def test_frames_that_come_with_the_handshake_answer_belong_to_the_session() -> None:
+    # A raw server writes the 101 answer, an error frame and a close frame in one TCP segment: the client
+    # reads them in one go, and must still see the error as this session's (512: wait long, not back off).
+    from websockets.frames import Close, Frame, Opcode
+    from websockets.utils import accept_key
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        request = (await reader.readuntil(b"\r\n\r\n")).decode()
+        key = next(
+            line.split(":", 1)[1].strip()
+            for line in request.split("\r\n")
+            if line.lower().startswith("sec-websocket-key")
+        )
+        answer = (
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            f"Sec-WebSocket-Accept: {accept_key(key)}\r\n\r\n"
+        ).encode()
+        error = b'{"traceId":"","code":512,"msg":"WebSocket connections over the limit"}'
+        close = Close(1008, "over the limit").serialize()
+        frames = [Frame(Opcode.TEXT, error), Frame(Opcode.CLOSE, close)]
+        writer.write(answer + b"".join(f.serialize(mask=False, extensions=[]) for f in frames))
+        await writer.drain()
+        writer.close()
+
+    srv = await asyncio.start_server(handler, "127.0.0.1", 0)
+    port = srv.sockets[0].getsockname()[1]
+    try:
+        settings = {**FAST, "long_backoff": 30.0}
+        async with InfowayClient(f"ws://127.0.0.1:{port}/ws?business=crypto&apikey=k", **settings) as client:
+            seen: list[Any] = []
+            dropped = await next_of(client, Disconnected, seen=seen)
+        kinds = [type(ev).__name__ for ev in seen]
+        assert kinds.index("Connected") < kinds.index("ServerError")
+        assert dropped.code == 512 and dropped.retry_in >= 15.0
+    finally:
+        srv.close()
+        await srv.wait_closed()
