@@ -1459,7 +1459,8 @@ def command(args: argparse.Namespace) -> int:
     except Unreachable as e:
         print(f"infoway-mock conformance: {e}", file=sys.stderr)
         return 2
-    print(report.table())
+    # With the JSON on stdout the table goes to stderr, so stdout stays one parseable document.
+    print(report.table(), file=sys.stderr if args.json_path == "-" else sys.stdout)
     if args.json_path:
         text = json.dumps(report.to_dict(), indent=2, ensure_ascii=False) + "\n"
         if args.json_path == "-":

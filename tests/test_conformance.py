@@ -208,19 +208,17 @@ async def test_a_server_that_drops_the_stream_midway_gets_verdicts_not_a_crash(m
     assert report.verdict == FAIL
 
 
-def test_unreachable_server_and_bad_arguments_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+def test_unreachable_server_and_bad_arguments_exit_2(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]  # closed again below: nothing listens there
     assert cli.main(["conformance", "--url", f"ws://127.0.0.1:{port}", "--api-key", "k"]) == 2
     assert f"cannot reach 127.0.0.1:{port}" in capsys.readouterr().err
     env_free = ["conformance", "--url", "ws://127.0.0.1:1"]
-    saved = os.environ.pop("INFOWAY_API_KEY", None)
-    try:
-        assert cli.main(env_free) == 2  # no key anywhere
-    finally:
-        if saved is not None:
-            os.environ["INFOWAY_API_KEY"] = saved
+    monkeypatch.delenv("INFOWAY_API_KEY", raising=False)
+    assert cli.main(env_free) == 2  # no key anywhere
     assert "an API key is needed" in capsys.readouterr().err
     for bad in (["--symbols", "BTCUSDT"], ["--max-frames-per-minute", "100"], ["--business", "forex"]):
         assert cli.main([*env_free, "--api-key", "k", *bad]) == 2
