@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from . import conformance
 from . import scenario as scenario_mod
 from .config import DEFAULT_KEY, ServerConfig, config_from_dict, load_config
 from .faults import KINDS, Fault, FaultError, schema
@@ -181,6 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("scenarios", help="list the shipped scenarios").set_defaults(run=_scenarios)
     _fault_parser(sub)
     _report_parser(sub)
+    conformance.add_parser(sub)
     return parser
 
 
