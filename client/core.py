@@ -53,7 +53,7 @@ from .events import (
     Trade,
 )
 from .pacer import Pacer
-from .policy import POLICIES, Decision, Outcome, PolicyConfig, slows_pacer
+from .policy import POLICIES, Outcome, PolicyConfig, slows_pacer
 from .subscriptions import DEPTH, TRADE, SubscriptionBook, kline_channel
 
 log = logging.getLogger("infoway.client")
@@ -105,7 +105,6 @@ class ClientCore:
         self.attempts = 0  # connection attempts (handshakes tried), all told
         self.reconnects = 0
         self.fatal: InfowayError | None = None
-        self.last_decision: Decision | None = None
         self.last_frame_at: float | None = None
         self.last_push_at = 0.0
         # Set when we send something the server answers (a heartbeat with ack, a subscribe); cleared by
@@ -180,7 +179,7 @@ class ClientCore:
                 self.pacer.recover()
         if slows_pacer(o):
             self.pacer.slow_down()
-        decision = self.last_decision = self.policy.next(o)
+        decision = self.policy.next(o)
         delay = decision.delay
         limit = self.config.max_attempts
         if delay is None:

@@ -28,10 +28,6 @@ def kline_channel(ty: int) -> str:
     return f"kline:{ty}"
 
 
-def channel_of(event_kind: str, raw: dict[str, Any]) -> str:
-    return kline_channel(raw["ty"]) if event_kind == "kline" else event_kind
-
-
 @dataclass
 class Pending:
     trace: str
