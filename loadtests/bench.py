@@ -118,7 +118,7 @@ def to_markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 (one line per benchmark part)
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--repetitions", type=int, default=5, help="per figure; at least 5 for reports")
     ap.add_argument("--out", default="reports", help="directory for bench.json and the plots")

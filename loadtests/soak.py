@@ -169,6 +169,59 @@ def _idle(m: dict[str, float]) -> bool:
     )
 
 
+class Clients:
+    """The load generator: client processes, each holding its share of the connections."""
+
+    def __init__(self, port: int, connections: int, processes: int, keys: list[str]) -> None:
+        ctx = mp.get_context("spawn")
+        share = -(-connections // processes)
+        self.pipes: list[Any] = []
+        self.procs: list[Any] = []
+        for p in range(processes):
+            mine, theirs = ctx.Pipe()
+            count = min(share, connections - p * share)
+            proc = ctx.Process(
+                target=client_process, args=(port, p * share, count, keys, theirs), daemon=True
+            )
+            proc.start()
+            self.pipes.append(mine)
+            self.procs.append(proc)
+
+    def counts(self) -> list[dict[str, Any]]:
+        for c in self.pipes:
+            c.send("counts")
+        return [c.recv() for c in self.pipes]
+
+    def wait_open(self, connections: int, timeout: float = 300) -> list[dict[str, Any]]:
+        deadline = time.monotonic() + timeout
+        while True:
+            got = self.counts()
+            if sum(g["opened"] + g["n_errors"] for g in got) >= connections:
+                return got
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"connections did not all open: {got}")
+            time.sleep(1.0)  # polling the clients with a deadline
+
+    def close(self) -> None:
+        for c in self.pipes:
+            c.send("close")
+        for c in self.pipes:
+            c.recv()
+        for proc in self.procs:
+            proc.join(30)
+
+
+def _sum(metrics: dict[str, float], prefix: str) -> float:
+    return sum(v for k, v in metrics.items() if k.startswith(prefix))
+
+
+def _wait_idle(port: int, timeout: float = 60) -> dict[str, float]:
+    deadline = time.monotonic() + timeout
+    while not _idle(after := _metrics(port)) and time.monotonic() < deadline:
+        time.sleep(0.5)  # polling the server's gauges with a deadline
+    return after
+
+
 def run(connections: int, workers: int, seconds: float, processes: int, n_keys: int) -> dict[str, Any]:
     _raise_nofile()
     port = _free_port()
@@ -179,63 +232,25 @@ def run(connections: int, workers: int, seconds: float, processes: int, n_keys: 
             time.sleep(0.5)  # let the group settle before measuring its idle memory
             tree = _tree(server.pid)
             idle_rss = {pid: _rss_kb(pid) for pid in tree}
-            ctx = mp.get_context("spawn")
-            share = -(-connections // processes)
-            pipes, procs = [], []
-            for p in range(processes):
-                mine, theirs = ctx.Pipe()
-                count = min(share, connections - p * share)
-                proc = ctx.Process(
-                    target=client_process, args=(port, p * share, count, keys, theirs), daemon=True
-                )
-                proc.start()
-                pipes.append(mine)
-                procs.append(proc)
-
-            def counts() -> list[dict[str, Any]]:
-                for c in pipes:
-                    c.send("counts")
-                return [c.recv() for c in pipes]
-
+            clients = Clients(port, connections, processes, keys)
             t_open = time.monotonic()
-            deadline = t_open + 300
-            while True:
-                got = counts()
-                if sum(g["opened"] for g in got) + sum(g["n_errors"] for g in got) >= connections:
-                    break
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"connections did not all open: {got}")
-                time.sleep(1.0)  # polling the clients with a deadline
+            got = clients.wait_open(connections)
             open_seconds = time.monotonic() - t_open
-            m0 = _metrics(port)
-            f0, t0 = sum(g["frames"] for g in got), time.monotonic()
+            m0, f0, t0 = _metrics(port), sum(g["frames"] for g in got), time.monotonic()
             time.sleep(seconds)  # the soak itself
-            got = counts()
+            got = clients.counts()
             f1, t1 = sum(g["frames"] for g in got), time.monotonic()
             loaded_rss = {pid: _rss_kb(pid) for pid in tree}
             m1 = _metrics(port)
-            for c in pipes:
-                c.send("close")
-            for c in pipes:
-                c.recv()
-            for proc in procs:
-                proc.join(30)
-            deadline = time.monotonic() + 60
-            while not _idle(after := _metrics(port)):
-                if time.monotonic() > deadline:
-                    break
-                time.sleep(0.5)  # polling the server's gauges with a deadline
+            clients.close()
+            after = _wait_idle(port)
         finally:
             server.terminate()
             server.wait(30)
-    mock_pids = [
-        pid for pid, name in tree.items() if name != "haproxy" and (workers == 0 or pid != server.pid)
-    ]
+    mocks = [pid for pid, name in tree.items() if name != "haproxy" and (workers == 0 or pid != server.pid)]
     haproxy = [pid for pid, name in tree.items() if name == "haproxy"]
-    mock_idle = sum(idle_rss[p] for p in mock_pids)
-    mock_loaded = sum(loaded_rss[p] for p in mock_pids)
-    errors = sum(v for k, v in m1.items() if k.startswith("infoway_errors_sent_total"))
-    refused = sum(v for k, v in m1.items() if k.startswith("infoway_handshakes_refused_total"))
+    mock_idle, mock_loaded = sum(idle_rss[p] for p in mocks), sum(loaded_rss[p] for p in mocks)
+    frames = _sum(m1, "infoway_frames_sent_total") - _sum(m0, "infoway_frames_sent_total")
     return {
         "connections": connections,
         "opened": sum(g["opened"] for g in got),
@@ -247,19 +262,13 @@ def run(connections: int, workers: int, seconds: float, processes: int, n_keys: 
         "seconds": seconds,
         "open_seconds": round(open_seconds, 1),
         "pushes_per_s": round((f1 - f0) / (t1 - t0)),
-        "server_frames_per_s": round(
-            (
-                sum(v for k, v in m1.items() if k.startswith("infoway_frames_sent_total"))
-                - sum(v for k, v in m0.items() if k.startswith("infoway_frames_sent_total"))
-            )
-            / (t1 - t0)
-        ),
+        "server_frames_per_s": round(frames / (t1 - t0)),
         "mock_rss_idle_mb": round(mock_idle / 1024, 1),
         "mock_rss_loaded_mb": round(mock_loaded / 1024, 1),
         "mock_rss_per_connection_kb": round((mock_loaded - mock_idle) / max(1, connections), 1),
         "haproxy_rss_mb": round(sum(loaded_rss[p] for p in haproxy) / 1024, 1),
-        "server_errors_sent": errors,
-        "handshakes_refused": refused,
+        "server_errors_sent": _sum(m1, "infoway_errors_sent_total"),
+        "handshakes_refused": _sum(m1, "infoway_handshakes_refused_total"),
         "slow_consumers_dropped": m1.get("infoway_slow_consumers_dropped_total", 0),
         "contract_violations": m1.get("infoway_contract_violations_total", 0),
         "idle_after": _idle(after),
