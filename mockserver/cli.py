@@ -19,6 +19,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from infoway_mock.schemas import documents
+
 from . import conformance
 from . import scenario as scenario_mod
 from .config import DEFAULT_KEY, ServerConfig, config_from_dict, load_config
@@ -183,6 +185,7 @@ def build_parser() -> argparse.ArgumentParser:
     _fault_parser(sub)
     _report_parser(sub)
     conformance.add_parser(sub)
+    _spec_parser(sub)
     return parser
 
 
@@ -379,6 +382,28 @@ def _serve_group(args: argparse.Namespace) -> int:
 def _scenarios(args: argparse.Namespace) -> int:
     for sc in scenario_mod.shipped():
         print(f"{sc.name:26} {sc.duration:5.0f}s  {sc.description}")
+    return 0
+
+
+def _spec_parser(sub: Any) -> None:
+    p = sub.add_parser(
+        "spec",
+        help="print an API document, self-contained: openapi (REST) or asyncapi (WebSockets)",
+        description="Print the OpenAPI 3.1 (REST) or AsyncAPI 3.0 (WebSocket) document with every schema "
+        "inlined, as a running mock serves it at /openapi.yaml and /asyncapi.yaml.",
+    )
+    p.add_argument("document", choices=sorted(documents.DOCUMENTS), help="which document")
+    p.add_argument("--format", choices=("yaml", "json"), default="yaml", help="output format (default yaml)")
+    p.add_argument(
+        "--server-url",
+        help="the mock the document should name, e.g. http://127.0.0.1:9000 (default: the placeholder "
+        "http://127.0.0.1:8765 and the live service)",
+    )
+    p.set_defaults(run=_spec)
+
+
+def _spec(args: argparse.Namespace) -> int:
+    sys.stdout.write(documents.render(args.document, server_url=args.server_url, fmt=args.format))
     return 0
 
 

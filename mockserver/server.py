@@ -36,6 +36,7 @@ from .clock import Clock
 from .config import ServerConfig, config_from_dict, mask_key
 from .connection import Connection, HttpRequest, HttpResponse, Limits
 from .control import ControlChannel
+from .documents import document_routes, get_only
 from .fanout import text_frame
 from .faults import FaultEngine
 from .handshake import WS_PATH, Accept, Gate, Refusals, Upgrade
@@ -243,8 +244,10 @@ class MockServer:
         self._pending: dict[Connection, Accept] = {}
         self._release_scheduled = False
         self.routes: dict[str, Callable[[HttpRequest], HttpResponse]] = {}
-        self.route("/healthz", self._healthz)
-        self.route("/metrics", self._metrics)
+        self.route("/healthz", get_only(self._healthz))
+        self.route("/metrics", get_only(self._metrics))
+        for path, handler in document_routes(lambda: self.http_url):
+            self.route(path, handler)
         self._register_gauges()
 
     # -- lifecycle -------------------------------------------------------------------------------------
