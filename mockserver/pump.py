@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -75,10 +76,11 @@ class Pump:
             self.news_step = max(1, round(news_interval * 1000 * speed))
 
     async def run(self) -> None:
-        # A fixed rate, not a fixed pause after each step: every connection gets its frames on the same
-        # cadence however much work a step took, so writes per connection (and so the cost per frame)
-        # do not depend on how busy the process is. A step that overruns its slot starts the next at once;
-        # one that falls further behind does not burst to catch up.
+        # Steps on a fixed grid of ticks, not a fixed pause after each step: every connection gets its
+        # frames on the same cadence however long a step took, so the number of writes per connection
+        # (and so the cost per frame) does not depend on how busy the process is. A step that overruns
+        # skips the ticks it missed instead of running the next ones back to back, which would only cut
+        # the same frames into more, smaller writes.
         loop = asyncio.get_running_loop()
         tick = loop.time()
         while True:
@@ -90,9 +92,9 @@ class Pump:
                     log.exception("market pump step failed; the pump goes on")
             tick += self.interval
             now = loop.time()
-            if tick < now - self.interval:
-                tick = now
-            await asyncio.sleep(max(0.0, tick - now))  # the pump's own cadence, not a wait for an event
+            if tick <= now:
+                tick += math.ceil((now - tick) / self.interval + 1e-9) * self.interval
+            await asyncio.sleep(tick - now)  # the pump's own cadence, not a wait for an event
 
     def step(self, target_ms: int) -> None:
         """Advance the market to target_ms, pushing everything due, in market-time order."""
