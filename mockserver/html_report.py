@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import html
 import math
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 MAX_LANES = 40  # connections drawn per client timeline; the rest are counted, and listed in the table
@@ -135,13 +135,12 @@ def _lanes(conns: list[dict[str, Any]], tls: dict[int, dict[str, Any]], axis: _A
             )
         else:
             parts.append(f'<text x="{x1 + 7:.1f}" y="{y + 11}">open</text>')
-    legend_y = h - 4
-    parts.append(
-        f'<text x="{LEFT}" y="{legend_y}">bars: connections · ticks: heartbeats · dots: closes '
-        "(close code; red unless 1000/1001)</text>"
-    )
     parts.append("</svg>")
     out = "".join(parts)
+    out += (
+        '<p class="muted">bars: connections · ticks: heartbeats · dots: closes with their close code '
+        "(red unless 1000 or 1001; &ldquo;no close frame&rdquo;: the TCP connection just ended)</p>"
+    )
     if len(conns) > MAX_LANES:
         out += f'<p class="muted">{len(conns) - MAX_LANES} more connection(s) not drawn; see the table.</p>'
     return out
@@ -222,7 +221,7 @@ def _chart(
             f'stroke-dasharray="5 4"/><text x="{W - RIGHT + 6}" y="{ly + 4:.1f}" fill="#d64545">'
             f"limit {limit:g}</text>"
         )
-    parts.append(f'<text x="{W - RIGHT + 6}" y="{top + 10}">{_e(label)}</text></svg>')
+    parts.append("</svg>")
     return "".join(parts)
 
 
@@ -332,7 +331,9 @@ def render(
     generated: datetime | None = None,
 ) -> str:
     """The page. `now` is the report's time in seconds since the server started (the timelines' clock)."""
-    when = (generated or datetime.now(UTC)).strftime("%Y-%m-%d %H:%M:%S %Z")
+    generated = generated or datetime.now(UTC)
+    when = generated.strftime("%Y-%m-%d %H:%M:%S %Z")
+    since = (generated - timedelta(seconds=now)).strftime("%H:%M:%S")
     clients = "".join(_client(c, timelines, now) for c in report["clients"]) or (
         '<p class="muted">No client connected.</p>'
     )
@@ -343,6 +344,7 @@ def render(
         f"<title>{_e(title)}: {_e(report['verdict'])}</title><style>{_CSS}</style></head><body>"
         f"<header><h1>{_e(title)} {_pill(report['verdict'])}</h1>"
         f"<p>{len(report['clients'])} client(s), {n_conns} connection(s) over {_fmt_t(now)} of serving; "
-        f"written {_e(when)}. Keys are masked. A client fails only on a FAIL; WARN is advice.</p></header>"
+        f"written {_e(when)}; times are seconds since the mock started ({_e(since)}). Keys are masked. "
+        "A client fails only on a FAIL; WARN is advice.</p></header>"
         f"<main>{clients}</main></body></html>\n"
     )
