@@ -300,7 +300,7 @@ function renderReport(r) {
     const head = el("div", { class: "client-head" });
     const streams = (c.streams || []).map((s) => s.business).join(", ");
     head.append(el("strong", { class: "mono" }, c.key), el("span", { class: `pill ${c.verdict}` }, c.verdict),
-      el("span", { class: "muted" }, `${c.connections.length} connection(s) · ${streams} · limit ${c.rules_applied.rate_limit} per ${c.rules_applied.rate_window_s}s · heartbeat timeout ${c.rules_applied.heartbeat_timeout_s}s`));
+      el("span", { class: "muted" }, `${c.connections} connection(s) · ${streams} · limit ${c.rules_applied.rate_limit} per ${c.rules_applied.rate_window_s}s · heartbeat timeout ${c.rules_applied.heartbeat_timeout_s}s`));
     const table = el("table");
     const tbody = el("tbody");
     for (const [name, v] of Object.entries(c.rules)) {
