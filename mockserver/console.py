@@ -1,6 +1,6 @@
 """The live console: a page at /console and a WebSocket at /console/ws, for loopback clients with the token.
 
-The page (console/index.html, app.js, style.css, shipped in the package, no build step, no network beyond
+The page (console_page/index.html, app.js, style.css, shipped in the package, no build step, no network beyond
 the mock) shows the open connections, the fault buttons of the registry per connection, per key and for
 all, the scenario library and the timeline of the one playing, the contract report rule by rule, and the
 market (symbols streaming, push rate, a price chart). It is updated from here, never polled: at most
@@ -22,12 +22,12 @@ import collections
 import contextlib
 import hmac
 import logging
+import re
 import time
 from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import orjson
 
@@ -45,7 +45,8 @@ from .timeline import Counters, Timeline
 log = logging.getLogger("infoway.mock")
 
 CONSOLE_PATH = "/console"
-ASSETS = Path(__file__).with_name("console")
+# Not "console/": a folder named like this module would be a second, competing `console` to import.
+ASSETS = Path(__file__).with_name("console_page")
 _ASSET_TYPES = {
     "app.js": "text/javascript; charset=utf-8",
     "style.css": "text/css; charset=utf-8",
@@ -345,6 +346,11 @@ class Console:
             result = self._command(view, cmd)
         except (FaultError, ValueError, TypeError) as e:
             self._send(conn, _reply(rid, error=str(e)))
+            return
+        except Exception as e:  # a bug here must cost one command, never the connection or the server
+            self.errors += 1
+            log.exception("console command %r failed", cmd.get("op"))
+            self._send(conn, _reply(rid, error=f"internal error: {e.__class__.__name__}"))
             return
         self._send(conn, _reply(rid, **result))
         self._wake.set()  # show what the command did at once (the loop still spaces updates out)
@@ -701,10 +707,14 @@ _SECURITY_HEADERS = [
 ]
 
 
+_HOST = re.compile(r"[A-Za-z0-9.\-]+(:\d{1,5})?|\[[0-9A-Fa-f:.]+\](:\d{1,5})?")
+
+
 def _html(status: int, body: str, host: str = "") -> HttpResponse:
     if not body.lstrip().startswith("<!doctype"):
         body = f"<!doctype html><meta charset=utf-8><title>infoway-mock console</title>{body}"
-    ws = f" ws://{host}" if host and urlsplit(f"//{host}").hostname else ""
+    # The Host header goes into the policy: only a plain host[:port] is allowed there, nothing to inject.
+    ws = f" ws://{host}" if _HOST.fullmatch(host) else ""
     csp = (
         "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
         f"connect-src 'self'{ws}; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"

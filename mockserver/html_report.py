@@ -18,7 +18,7 @@ from typing import Any
 MAX_LANES = 40  # connections drawn per client timeline; the rest are counted, and listed in the table
 GRID = 300  # points per rate chart
 W, LANE_H, LEFT, RIGHT = 960, 18, 70, 110
-VERDICT_COLOURS = {"pass": "#1f9d55", "warn": "#d99100", "fail": "#d64545", "n/a": "#8d96a5"}
+_RANK = {"fail": 3, "warn": 2, "pass": 1, "n/a": 0}
 BUSINESS_COLOURS = ("#2f6fde", "#7b4fd6", "#0f8f8f", "#c2571a", "#5a6b84", "#b03a7a")
 
 _CSS = """
@@ -35,7 +35,7 @@ h3{font-size:12px;text-transform:uppercase;letter-spacing:.6px;color:#6b7587;mar
 .pill{display:inline-block;padding:1px 9px;border-radius:9px;font-size:11px;font-weight:700;color:#fff;
 text-transform:uppercase;letter-spacing:.4px}
 .pass{background:#1f9d55}.warn{background:#d99100}.fail{background:#d64545}.na{background:#8d96a5}
-.muted{color:#6b7587}
+.muted{color:#6b7587}.note{color:#6b7587;font-size:12px;margin:4px 0}
 table{border-collapse:collapse;width:100%;font-size:13px}
 th{text-align:left;color:#6b7587;font-size:11px;font-weight:600;padding:4px 8px;
 border-bottom:1px solid #e3e7ee}
@@ -86,13 +86,25 @@ class _Axis:
 
     def grid(self, top: float, bottom: float) -> str:
         out = []
-        for t in _ticks(self.t0, self.t1):
+        ticks = _ticks(self.t0, self.t1)
+        step = ticks[1] - ticks[0] if len(ticks) > 1 else 1.0
+        # Sub-second spans (a client that lived 100 ms) get as many decimals as the ticks need.
+        decimals = max(0, -math.floor(math.log10(step))) if step < 1 else None
+        for t in ticks:
             x = self.x(t)
+            label = f"{t:.{decimals}f}s" if decimals is not None else _fmt_t(t)
             out.append(
                 f'<line x1="{x:.1f}" y1="{top}" x2="{x:.1f}" y2="{bottom}" stroke="#eef1f5"/>'
-                f'<text x="{x:.1f}" y="{bottom + 13}" text-anchor="middle">{_fmt_t(t)}</text>'
+                f'<text x="{x:.1f}" y="{bottom + 13}" text-anchor="middle">{label}</text>'
             )
         return "".join(out)
+
+
+def _close_label(code: int | None) -> str:
+    # 1006 is what a WebSocket end records when the connection ended without a close frame (a reset).
+    if code is None or code == 1006:
+        return f"{code or ''} no close frame".strip()
+    return str(code)
 
 
 def _lanes(conns: list[dict[str, Any]], tls: dict[int, dict[str, Any]], axis: _Axis, now: float) -> str:
@@ -125,7 +137,7 @@ def _lanes(conns: list[dict[str, Any]], tls: dict[int, dict[str, Any]], axis: _A
             )
         if closed is not None:
             code = c.get("close_code")
-            label = str(code) if code is not None else "no close frame"
+            label = _close_label(code)
             bad = code not in (1000, 1001)
             parts.append(
                 f'<circle cx="{x1:.1f}" cy="{y + LANE_H / 2 - 1:.1f}" r="4" '
@@ -138,8 +150,8 @@ def _lanes(conns: list[dict[str, Any]], tls: dict[int, dict[str, Any]], axis: _A
     parts.append("</svg>")
     out = "".join(parts)
     out += (
-        '<p class="muted">bars: connections · ticks: heartbeats · dots: closes with their close code '
-        "(red unless 1000 or 1001; &ldquo;no close frame&rdquo;: the TCP connection just ended)</p>"
+        '<p class="note">bars: connections · ticks: heartbeats · dots: closes with their close code '
+        "(red unless 1000 or 1001; 1006: the TCP connection ended without a close frame)</p>"
     )
     if len(conns) > MAX_LANES:
         out += f'<p class="muted">{len(conns) - MAX_LANES} more connection(s) not drawn; see the table.</p>'
@@ -147,11 +159,16 @@ def _lanes(conns: list[dict[str, Any]], tls: dict[int, dict[str, Any]], axis: _A
 
 
 class _Cumulative:
-    """F(t): how many of a series' events came before t (spread evenly within each bucket)."""
+    """F(t): how many of a connection's events came before t, spread evenly within each bucket, and
+    within its lifetime (a connection that lived 100 ms sent its frames in those 100 ms, not over the
+    whole second its bucket spans)."""
 
-    def __init__(self, series: dict[str, Any]) -> None:
+    def __init__(self, tl: dict[str, Any], name: str, now: float) -> None:
+        series = tl[name]
         self.origin, self.width = series["origin"], series["width"]
         self.counts = series["counts"]
+        self.lo = tl["opened"]
+        self.hi = tl["closed"] if tl["closed"] is not None else now
         self.prefix = [0]
         for n in self.counts:
             self.prefix.append(self.prefix[-1] + n)
@@ -163,7 +180,10 @@ class _Cumulative:
         i = int(x)
         if i >= len(self.counts):
             return float(self.prefix[-1])
-        return self.prefix[i] + self.counts[i] * (x - i)
+        start = max(self.origin + i * self.width, self.lo)
+        end = min(self.origin + (i + 1) * self.width, self.hi)
+        share = 1.0 if end <= start else min(1.0, max(0.0, (t - start) / (end - start)))
+        return self.prefix[i] + self.counts[i] * share
 
 
 def _grid(axis: _Axis) -> list[float]:
@@ -171,12 +191,12 @@ def _grid(axis: _Axis) -> list[float]:
     return [axis.t0 + (i + 1) * step for i in range(GRID)]
 
 
-def _window_peak(tls: list[dict[str, Any]], grid: list[float], window: float) -> list[float]:
+def _window_peak(tls: list[dict[str, Any]], grid: list[float], window: float, now: float) -> list[float]:
     """At each grid time, the most frames any one connection sent in the window before it (the rate
     limit is per connection)."""
     peak = [0.0] * len(grid)
     for tl in tls:
-        f = _Cumulative(tl["requests"])
+        f = _Cumulative(tl, "requests", now)
         if not f.prefix[-1]:
             continue
         for gi, g in enumerate(grid):
@@ -184,14 +204,14 @@ def _window_peak(tls: list[dict[str, Any]], grid: list[float], window: float) ->
     return peak
 
 
-def _rate(tls: list[dict[str, Any]], grid: list[float]) -> list[float]:
+def _rate(tls: list[dict[str, Any]], grid: list[float], now: float) -> list[float]:
     """Pushes per second at each grid time, summed over the connections."""
     if len(grid) < 2:
         return [0.0] * len(grid)
     step = grid[1] - grid[0]
     out = [0.0] * len(grid)
     for tl in tls:
-        f = _Cumulative(tl["pushes"])
+        f = _Cumulative(tl, "pushes", now)
         if not f.prefix[-1]:
             continue
         for gi, g in enumerate(grid):
@@ -262,15 +282,17 @@ def _client(c: dict[str, Any], tls: dict[int, dict[str, Any]], now: float) -> st
     conns = c["connections"]
     rules_applied = c["rules_applied"]
     window = rules_applied["rate_window_s"]
+    peak = max((x["peak_frames_per_window"] for x in conns), default=0)
     t0 = min((x["opened"] for x in conns), default=0.0)
     t1 = max((x["closed"] if x["closed"] is not None else now for x in conns), default=now)
-    axis = _Axis(max(0.0, t0 - (t1 - t0) * 0.02), t1 + (t1 - t0) * 0.02 + 0.1)
+    pad = max((t1 - t0) * 0.02, 0.002)
+    axis = _Axis(max(0.0, t0 - pad), t1 + pad)
     mine = [tls[x["id"]] for x in conns if x["id"] in tls]
     grid = _grid(axis)
     closes = [x for x in conns if x["closed"] is not None]
     codes: dict[str, int] = {}
     for x in closes:
-        label = str(x["close_code"]) if x["close_code"] is not None else "no close frame"
+        label = _close_label(x["close_code"])
         codes[label] = codes.get(label, 0) + 1
     heartbeats = sum(x["heartbeats"] for x in conns)
     streams = "".join(
@@ -305,17 +327,18 @@ def _client(c: dict[str, Any], tls: dict[int, dict[str, Any]], now: float) -> st
             if codes
             else ""
         ),
-        f"<h3>Request rate: the busiest connection's frames in the last {window:g}s</h3>",
+        f"<h3>Request rate: the busiest connection's frames in the last {window:g}s "
+        f'<span class="muted">(sampled each second; exact peak {peak})</span></h3>',
         _chart(
             axis,
             grid,
-            _window_peak(mine, grid, rules_applied["rate_window_s"]),
+            _window_peak(mine, grid, window, now),
             label="frames / window",
             colour="#7b4fd6",
             limit=float(rules_applied["rate_limit"]),
         ),
         "<h3>Push rate: frames per second to this client</h3>",
-        _chart(axis, grid, _rate(mine, grid), label="frames / s", colour="#2f6fde", limit=None),
+        _chart(axis, grid, _rate(mine, grid, now), label="frames / s", colour="#2f6fde", limit=None),
         f"<details><summary>{len(conns)} connection(s)</summary>{_conn_table(conns)}</details>",
         "</section>",
     ]
@@ -334,7 +357,9 @@ def render(
     generated = generated or datetime.now(UTC)
     when = generated.strftime("%Y-%m-%d %H:%M:%S %Z")
     since = (generated - timedelta(seconds=now)).strftime("%H:%M:%S")
-    clients = "".join(_client(c, timelines, now) for c in report["clients"]) or (
+    # Worst first: a reader opens this to find out what failed.
+    ordered = sorted(report["clients"], key=lambda c: -_RANK.get(c["verdict"], 0))
+    clients = "".join(_client(c, timelines, now) for c in ordered) or (
         '<p class="muted">No client connected.</p>'
     )
     n_conns = sum(len(c["connections"]) for c in report["clients"])

@@ -108,6 +108,12 @@ async def test_the_page_needs_the_token(srv: Any) -> None:
     csp = headers["Content-Security-Policy"]
     assert "default-src 'none'" in csp and "script-src 'self'" in csp and "frame-ancestors 'none'" in csp
     assert headers["X-Frame-Options"] == "DENY" and headers["Referrer-Policy"] == "no-referrer"
+    assert f"connect-src 'self' ws://127.0.0.1:{srv.port};" in csp
+    # The Host header reaches the policy only as a plain host:port, never as more directives.
+    _, headers, _ = await asyncio.to_thread(
+        http_get, f"{base}?token={TOKEN}", Host="x; script-src https://evil.example"
+    )
+    assert "evil" not in headers["Content-Security-Policy"]
     # Nothing on the page comes from anywhere but the mock: no CDN, no font, no analytics.
     assert not re.search(r"(src|href)=\"(https?:)?//", body)
     for asset, kind in (("app.js", "javascript"), ("style.css", "css")):
