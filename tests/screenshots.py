@@ -60,7 +60,8 @@ async def main(out: Path) -> None:
         await asyncio.sleep(2)  # a picture of a running mock: a few seconds of history first
         await mock.faults.apply(Fault("reset", key="acme-trading-prod"))
         await asyncio.sleep(2)
-        await mock.faults.apply(Fault("close", conn=3, code=4001, reason="maintenance"))
+        demo = next(c.conn_id for c in mock.conns.values() if c.key == "demo" and c.business == "crypto")
+        await mock.faults.apply(Fault("close", conn=demo, code=4001, reason="maintenance"))
         await asyncio.sleep(1)
 
         with tempfile.TemporaryDirectory() as profile:

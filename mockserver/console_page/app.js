@@ -295,7 +295,10 @@ function renderReport(r) {
     box.append(el("p", { class: "empty" }, "No clients yet."));
     return;
   }
-  for (const c of r.clients) {
+  const rank = { fail: 3, warn: 2, pass: 1 };
+  // Worst first, as in the HTML report: the failing client is the one to look at.
+  const clients = [...r.clients].sort((a, b) => (rank[b.verdict] || 0) - (rank[a.verdict] || 0));
+  for (const c of clients) {
     const card = el("div", { class: "client", "data-client": c.key });
     const head = el("div", { class: "client-head" });
     const streams = (c.streams || []).map((s) => s.business).join(", ");
