@@ -228,7 +228,10 @@ async def test_html_report_opens_offline_with_timeline_and_verdicts(
 
     await client()
     await mock.faults.apply(Fault("reset"))  # a disconnect without a close frame, then the reconnect
-    await wait_until(lambda: len(mock.records) == 1 and len(mock.sessions) == 1, timeout=15)
+    await wait_until(  # closed, reconnected and resubscribed: then the report has a verdict to give
+        lambda: len(mock.records) == 1 and [len(s.trades) for s, _ in mock.sessions.values()] == [2],
+        timeout=15,
+    )
     path = tmp_path / "report.html"
     path.write_text(mock.report_html(), encoding="utf-8")
 
