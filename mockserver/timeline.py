@@ -4,13 +4,15 @@ heartbeats, requests and pushes per time bucket.
 Pure and bounded: time is passed in (seconds since the server started), the server samples its
 connections' counters about once a second and reports opens and closes. Each series keeps at most
 `max_points` buckets: when it would grow past that, neighbouring buckets are merged and the bucket width
-doubles, so a connection open for a day costs the same as one open for ten minutes. Heartbeat times past
-`max_heartbeats` are counted, not drawn, and say so.
+doubles, so a connection open for a day costs the same as one open for ten minutes; a closed connection is
+compacted to `closed_points`, since thousands of them are kept. Heartbeat times past `max_heartbeats` are
+counted, not drawn, and say so. Numbers live in arrays (8 bytes each), not lists of objects.
 """
 
 from __future__ import annotations
 
 import collections
+from array import array
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,7 +26,7 @@ class Series:
         self.origin = origin
         self.width = width
         self.max_points = max(2, max_points)
-        self.counts: list[int] = []
+        self.counts = array("q")
 
     def add(self, t: float, n: int) -> None:
         if n <= 0:
@@ -38,9 +40,14 @@ class Series:
             counts.extend([0] * (i + 1 - len(counts)))
         counts[i] += n
 
+    def compact(self, max_points: int) -> None:
+        self.max_points = max(2, max_points)
+        while len(self.counts) > self.max_points:
+            self._halve()
+
     def _halve(self) -> None:
         c = self.counts
-        self.counts = [c[i] + (c[i + 1] if i + 1 < len(c) else 0) for i in range(0, len(c), 2)]
+        self.counts = array("q", (c[i] + (c[i + 1] if i + 1 < len(c) else 0) for i in range(0, len(c), 2)))
         self.width *= 2
 
     def total(self) -> int:
@@ -58,7 +65,7 @@ class ConnTimeline:
     opened: float
     closed: float | None = None
     close_code: int | None = None
-    heartbeat_times: list[float] = field(default_factory=list)
+    heartbeat_times: array[float] = field(default_factory=lambda: array("d"))
     heartbeats_not_drawn: int = 0
     requests: Series = field(default_factory=lambda: Series(0.0))
     pushes: Series = field(default_factory=lambda: Series(0.0))
@@ -92,8 +99,15 @@ class Counters:
 
 
 class Timeline:
-    def __init__(self, max_points: int = 600, max_closed: int = 10_000, max_heartbeats: int = 500) -> None:
+    def __init__(
+        self,
+        max_points: int = 600,
+        max_closed: int = 10_000,
+        max_heartbeats: int = 200,
+        closed_points: int = 120,
+    ) -> None:
         self.max_points = max_points
+        self.closed_points = closed_points
         self.max_heartbeats = max_heartbeats
         self.open: dict[int, ConnTimeline] = {}
         self.closed: collections.deque[ConnTimeline] = collections.deque(maxlen=max_closed)
@@ -120,6 +134,8 @@ class Timeline:
             return
         self._take(tl, t, c)
         tl.closed, tl.close_code = t, close_code
+        tl.requests.compact(self.closed_points)
+        tl.pushes.compact(self.closed_points)
         self.closed.append(tl)
 
     def _take(self, tl: ConnTimeline, t: float, c: Counters) -> None:

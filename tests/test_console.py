@@ -343,6 +343,14 @@ def test_a_timeline_counts_what_is_new_and_says_what_it_did_not_draw() -> None:
     assert d["requests"]["counts"] == [0, 2, 1] and d["pushes"]["counts"] == [0, 10, 25]
     assert d["heartbeats"] == [0.6, 1.9, 1.9] and d["heartbeats_not_drawn"] == 1
     assert d["closed"] == 2.5 and d["close_code"] == 1006 and not tl.open
+    # Thousands of closed connections are kept: each is compacted on close, every count kept.
+    small = Timeline(closed_points=2)
+    small.opened(2, "k", "crypto", 0.0)
+    for t in range(1, 9):
+        small.sample(float(t), 2, Counters(frames_in=t, frames_out=0, heartbeats=0, last_heartbeat=None))
+    small.ended(2, 9.0, 1000, Counters(frames_in=9, frames_out=0, heartbeats=0, last_heartbeat=None))
+    requests = small.all()[0].to_dict()["requests"]
+    assert len(requests["counts"]) <= 2 and sum(requests["counts"]) == 9 and requests["width"] == 8.0
 
 
 def _report_with(key: str, verdict: str) -> dict[str, Any]:
