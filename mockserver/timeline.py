@@ -154,6 +154,3 @@ class Timeline:
 
     def all(self) -> list[ConnTimeline]:
         return [*self.closed, *self.open.values()]
-
-    def by_id(self) -> dict[int, ConnTimeline]:
-        return {tl.conn_id: tl for tl in self.all()}
