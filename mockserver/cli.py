@@ -25,7 +25,7 @@ from . import conformance
 from . import scenario as scenario_mod
 from .config import DEFAULT_KEY, ServerConfig, config_from_dict, load_config
 from .faults import KINDS, Fault, FaultError, schema
-from .scenario import Scenario, play
+from .scenario import Scenario
 
 DEFAULT_CONTROL = "ws://127.0.0.1:8765/control"
 
@@ -82,7 +82,9 @@ def _serve_parser(sub: Any) -> None:
     s.add_argument("--legacy-trade-push", action="store_true", help="tutorial-style 10000 trade pushes")
     s.add_argument("--scenario", help="play a scenario (a shipped name or a YAML/JSON file) on a timeline")
     s.add_argument(
-        "--report", help="write the contract report here at shutdown (JSON; a .txt summary beside it)"
+        "--report",
+        help="write the contract report here at shutdown: FILE.json (a .txt summary beside it), or "
+        "FILE.html, a self-contained page (the .json and .txt beside it)",
     )
     s.add_argument("--control-token", help="token for the /control endpoint (default: random, printed)")
     s.add_argument(
@@ -173,6 +175,7 @@ def _report_parser(sub: Any) -> None:
     r = sub.add_parser("report", help="print the contract report of a running mock")
     _control_args(r)
     r.add_argument("--json", action="store_true", help="the whole report as JSON")
+    r.add_argument("--html", metavar="FILE", help="write the report as a self-contained HTML page")
     r.set_defaults(run=_report)
 
 
@@ -234,20 +237,31 @@ async def _serve(cfg: ServerConfig, scenario: Scenario | None, report_path: str 
         print(f"infoway-mock serving {srv.ws_url('crypto', key)}", flush=True)
         print(f"  REST {srv.http_url}/crypto/batch_trade/BTCUSDT  metrics {srv.http_url}/metrics", flush=True)
         print(f"  control ws://{cfg.host}:{srv.port}/control  token {srv.control_token}", flush=True)
+        print(f"  console {srv.http_url}/console?token={srv.control_token}", flush=True)
         if scenario is not None:
-            srv._spawn(play(srv.faults, scenario))
+            srv.scenarios.start(scenario, settings=False)  # its server: block is in cfg already
         await stop.wait()
         logging.getLogger("infoway.mock").info("shutting down")
         if report_path:
-            write_report(srv.report(), report_path)
+            html = srv.report_html() if is_html(report_path) else None
+            write_report(srv.report(), report_path, html)
             print(summary(srv.report()), flush=True)
 
 
-def write_report(report: dict[str, Any], path: str) -> None:
+def is_html(path: str) -> bool:
+    return Path(path).suffix.lower() in (".html", ".htm")
+
+
+def write_report(report: dict[str, Any], path: str, html: str | None = None) -> None:
+    """The JSON report and its .txt summary; given `html` (the page), it goes to `path` and the JSON
+    beside it, so a .html report never loses the machine-readable one."""
     from .report import summary
 
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
+    if html is not None:
+        p.write_text(html, encoding="utf-8")
+        p = p.with_suffix(".json")
     p.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     p.with_suffix(".txt").write_text(summary(report) + "\n", encoding="utf-8")
 
@@ -307,6 +321,18 @@ def _report(args: argparse.Namespace) -> int:
 
     if not args.token:
         raise _UsageError("a control token is needed (--token or INFOWAY_MOCK_TOKEN; `serve` prints it)")
+    if args.html:
+        reply = asyncio.run(send_command(_control_url(args), args.token, {"op": "report", "format": "html"}))
+        if "html" not in reply:
+            print(
+                f"infoway-mock report: {reply.get('error', 'this mock cannot write HTML reports')}",
+                file=sys.stderr,
+            )
+            return 1
+        Path(args.html).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.html).write_text(reply["html"], encoding="utf-8")
+        print(f"wrote {args.html} (verdict {reply['verdict']})")
+        return 0 if reply["verdict"] != "fail" else 1
     reply = asyncio.run(send_command(_control_url(args), args.token, {"op": "report"}))
     if not reply.get("ok"):
         print(f"infoway-mock report: {reply.get('error')}", file=sys.stderr)

@@ -124,6 +124,7 @@ class Connection(asyncio.Protocol):
         "_request",
         "business",
         "conn_id",
+        "frames_out",
         "host",
         "http",
         "key",
@@ -157,6 +158,7 @@ class Connection(asyncio.Protocol):
         self.session: Any = None
         self.peer = "?"
         self.reading_paused = False
+        self.frames_out = 0  # WebSocket frames written (the console's frames out, the report's push rate)
         self._request: h11.Request | None = None
         self._body: list[bytes] = []
         self._body_size = 0
@@ -220,6 +222,7 @@ class Connection(asyncio.Protocol):
     def write_frames(self, frames: list[bytes]) -> None:
         """Pre-framed WebSocket frames (server frames are unmasked, so identical for every peer)."""
         if self.ws_open:
+            self.frames_out += len(frames)
             self.transport.writelines(frames)  # type: ignore[union-attr]
 
     def buffered(self) -> int:

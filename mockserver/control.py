@@ -22,10 +22,12 @@ class ControlChannel:
         faults: FaultEngine,
         report: Callable[[], dict[str, Any]],
         connections: Callable[[], list[dict[str, Any]]],
+        html_report: Callable[[], str] | None = None,
     ) -> None:
         self.faults = faults
         self.report = report
         self.connections = connections
+        self.html_report = html_report
 
     def handle(self, message: str | bytes) -> dict[str, Any]:
         try:
@@ -50,6 +52,8 @@ class ControlChannel:
             if op == "connections":
                 return {"ok": True, "connections": self.connections()}
             if op == "report":
+                if cmd.get("format") == "html" and self.html_report is not None:
+                    return {"ok": True, "html": self.html_report(), "verdict": self.report()["verdict"]}
                 return {"ok": True, "report": self.report()}
         except FaultError as e:
             return {"ok": False, "error": str(e)}

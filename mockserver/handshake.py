@@ -12,13 +12,14 @@ import hmac
 import ipaddress
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from infoway_mock.schemas.codes import KEY_BLACKLISTED, NEWS_ALREADY_CONNECTED, URL_WRONG
 
 from .config import ServerConfig
 from .limits import QuotaBook
 
-WS_PATH, NEWS_PATH, CONTROL_PATH = "/ws", "/news", "/control"
+WS_PATH, NEWS_PATH, CONTROL_PATH, CONSOLE_WS_PATH = "/ws", "/news", "/control", "/console/ws"
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,7 +34,7 @@ class Upgrade:
 
 @dataclass(frozen=True, slots=True)
 class Accept:
-    kind: str  # "ws", "news" or "control"
+    kind: str  # "ws", "news", "control" or "console"
     key: str = ""
     business: str = ""
     slot_held: bool = False  # a connection slot of the key's plan was taken (give it back on close)
@@ -83,6 +84,12 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def is_loopback_origin(origin: str) -> bool:
+    """An Origin header naming a loopback host (127.0.0.0/8, ::1 or localhost), any port."""
+    host = urlsplit(origin).hostname or ""
+    return host == "localhost" or is_loopback(host)
+
+
 class Gate:
     """The handshake decisions of one server. Pure apart from the quota it takes on acceptance."""
 
@@ -113,6 +120,8 @@ class Gate:
     def decide(self, up: Upgrade, now: float) -> Accept | Refuse:
         if up.path == CONTROL_PATH:
             return self._control(up)
+        if up.path == CONSOLE_WS_PATH:
+            return self._console(up)
         if up.path not in (WS_PATH, NEWS_PATH):
             return Refuse(404, "Not Found\n")
         presented = presented_key(up.query, up.headers)
@@ -149,6 +158,15 @@ class Gate:
         if not hmac.compare_digest(presented.encode(), self.control_token.encode()):
             return Refuse(401, "Unauthorized: control token required\n")
         return Accept("control")
+
+    def _console(self, up: Upgrade) -> Accept | Refuse:
+        # The console page's socket: the control channel's rule (loopback, token: browsers send it in
+        # the query), and a page from another origin may not open it even if it learnt the token.
+        origin = up.headers.get("origin")
+        if origin is not None and not is_loopback_origin(origin):
+            return Refuse(403, "Forbidden: the console socket is for pages served by this mock\n")
+        verdict = self._control(up)
+        return Accept("console") if isinstance(verdict, Accept) else verdict
 
     def _news(self, key: str) -> Accept | Refuse:
         plan = self.config.plan_for(key)

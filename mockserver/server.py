@@ -35,6 +35,7 @@ from .catalogue import BUSINESSES, Catalogue
 from .clock import Clock
 from .config import ServerConfig, config_from_dict, mask_key
 from .connection import Connection, HttpRequest, HttpResponse, Limits
+from .console import Console, ConsolePort, ScenarioPlayer
 from .control import ControlChannel
 from .documents import document_routes, get_only
 from .fanout import text_frame
@@ -70,7 +71,7 @@ class _MaskKeys(logging.Filter):
 
 logging.getLogger("websockets.server.infoway").addFilter(_MaskKeys())
 
-_UPGRADE_ONLY = ("/ws", "/news", "/control")
+_UPGRADE_ONLY = ("/ws", "/news", "/control", "/console/ws")
 
 # Settings a running server takes on at once (sessions read the shared config; the rest is pushed on).
 LIVE_SETTINGS = frozenset(
@@ -205,7 +206,9 @@ class MockServer:
             cfg.rate_window,
             self.clock.monotonic,
         )
-        self.control = ControlChannel(self.faults, self.report, self._connection_rows)
+        self.control = ControlChannel(
+            self.faults, self.report, self._connection_rows, html_report=lambda: self.console.html_report()
+        )
         self.pump = Pump(
             self.market,
             self.clock,
@@ -248,6 +251,27 @@ class MockServer:
         self.route("/metrics", get_only(self._metrics))
         for path, handler in document_routes(lambda: self.http_url):
             self.route(path, handler)
+        # The live console (/console) and the scenario handle it plays and stops scenarios through.
+        self.scenarios = ScenarioPlayer(self.faults, self.apply_settings, self._spawn, self.clock.monotonic)
+        self.console = Console(
+            ConsolePort(
+                config=cfg,
+                now=self.clock.monotonic,
+                started=self.started,
+                connections=lambda: self.conns.values(),
+                faults=self.faults,
+                report=self.report,
+                hub=self.hub,
+                last_price=self.market.last_price,
+                frames_sent=lambda: self.metrics.frames_sent.total(),
+                scenarios=self.scenarios,
+                info=lambda: {"http": self.http_url, "ws": f"ws://{cfg.host}:{self.port}/ws"},
+            ),
+            self.control_token,
+        )
+        for path, handler in self.console.routes():
+            self.route(path, handler)
+        self._console_task: asyncio.Task[None] | None = None
         self._register_gauges()
 
     # -- lifecycle -------------------------------------------------------------------------------------
@@ -263,6 +287,8 @@ class MockServer:
         await self._listen()
         if self._pump_task is None:
             self._pump_task = asyncio.create_task(self.pump.run(), name="infoway-pump")
+        if self._console_task is None:
+            self._console_task = asyncio.create_task(self.console.run(), name="infoway-console")
 
     async def _listen(self) -> None:
         loop = asyncio.get_running_loop()
@@ -278,11 +304,12 @@ class MockServer:
     async def stop(self) -> None:
         # Ongoing faults end with the server; a stalled connection could not even hear its close frame.
         self.faults.clear()
-        if self._pump_task is not None:
-            self._pump_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._pump_task
-            self._pump_task = None
+        for task in (self._pump_task, self._console_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._pump_task = self._console_task = None
         await self._close_listener(code=1001, reason="server shutting down")
         for task in list(self._tasks):
             task.cancel()
@@ -431,14 +458,16 @@ class MockServer:
             verdict.business,
             verdict.slot_held,
         )
-        if verdict.kind != "control":
+        if verdict.kind not in ("control", "console"):
             conn.conn_id = next(self._ids)
             self._pending[conn] = verdict
         return None
 
     def ws_opened(self, conn: Connection) -> None:
-        if conn.kind == "control":
+        if conn.kind in ("control", "console"):
             self._controls.add(conn)
+            if conn.kind == "console":
+                self.console.join(conn)
             return
         verdict = self._pending.pop(conn)
         now = self.clock.monotonic()
@@ -459,6 +488,7 @@ class MockServer:
             session = Session(*args, streams=self._streams_for(conn.business), trace_factory=self._trace_id)
         conn.session = session
         self.conns[conn.conn_id] = conn
+        self.console.opened(conn)
         self.metrics.connections_total += 1
         log.info(
             "conn %d open key=%s business=%s peer=%s",
@@ -483,14 +513,18 @@ class MockServer:
             reply = orjson.dumps(self.control.handle(data))
             conn.write_frames([text_frame(reply)])
             return
+        if conn.kind == "console":
+            self.console.message(conn, data)
+            return
         session = conn.session
         if session is not None:
             self._apply(conn, session.receive(data, self.clock.monotonic()))
 
     def connection_lost(self, conn: Connection) -> None:
         self._pending.pop(conn, None)
-        if conn.kind == "control":
+        if conn.kind in ("control", "console"):
             self._controls.discard(conn)
+            self.console.leave(conn)
             return
         if conn.slot_held:
             conn.slot_held = False
@@ -511,6 +545,7 @@ class MockServer:
         self.conns.pop(conn.conn_id, None)
         close_code = conn.ws.close_code if conn.ws is not None else None
         self.records.append(self._record(session, close_code))
+        self.console.closed(conn, close_code)
         log.info(
             "conn %d closed code=%s after %.1fs (%d frames in)",
             conn.conn_id,
@@ -647,6 +682,10 @@ class MockServer:
 
         return build_report([*self.records, *live], rules_for, self.clock.monotonic() - self.started)
 
+    def report_html(self) -> str:
+        """The contract report as one self-contained HTML page (timelines, verdicts and evidence)."""
+        return self.console.html_report()
+
     def _connection_rows(self) -> list[dict[str, Any]]:
         return [
             {
@@ -667,7 +706,8 @@ class MockServer:
         g("quota_connections", "Connection slots held across keys.", self.quotas.total_connections)
         g("quota_products", "Products held against key budgets.", self.quotas.total_products)
 
-    def _spawn(self, coro: Any) -> None:
+    def _spawn(self, coro: Any) -> asyncio.Future[Any]:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task

@@ -136,3 +136,15 @@ async def wait_until(pred: Callable[[], bool], timeout: float = 5.0, interval: f
         if time.monotonic() > deadline:
             raise TimeoutError("condition not met in time")
         await asyncio.sleep(interval)
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Say plainly when the browser tests did not run, and why (a machine without Chromium)."""
+    skipped = [r for r in terminalreporter.stats.get("skipped", []) if "test_browser.py" in r.nodeid]
+    if skipped:
+        longrepr = skipped[0].longrepr
+        reason = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
+        reason = reason.removeprefix("Skipped: ")
+        terminalreporter.write_line(
+            f"browser tests skipped ({len(skipped)}): {reason}", yellow=True, bold=True
+        )
