@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import json
 import logging
+import math
 import os
 import signal
 import sys
@@ -19,6 +20,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from . import proxy as proxy_mod
+from . import replay as replay_mod
 from . import scenario as scenario_mod
 from .config import DEFAULT_KEY, ServerConfig, config_from_dict, load_config
 from .faults import KINDS, Fault, FaultError, schema
@@ -67,7 +70,20 @@ def _serve_parser(sub: Any) -> None:
     s.add_argument("--rate-window", type=float, help="seconds of the rate window (default 60)")
     s.add_argument("--max-connections", type=int, help="connections per key (HTTP 427 above)")
     s.add_argument("--max-products", type=int, help="products per connection (505 above)")
-    s.add_argument("--speed", type=float, help="market clock speed-up (default 1)")
+    s.add_argument(
+        "--speed",
+        type=_speed,
+        help="market clock speed-up (default 1); with --replay/--firehose the playback speed, or max: "
+        "everything in large writes as fast as the client takes it",
+    )
+    s.add_argument("--replay", metavar="FILE", help="serve a capture (proxy --record) instead of the market")
+    s.add_argument("--loop", action="store_true", help="with --replay/--firehose: start over at the end")
+    s.add_argument(
+        "--firehose",
+        type=float,
+        metavar="SECONDS",
+        help="pre-render SECONDS of the seeded market, serve it at --speed (default max): throughput tests",
+    )
     s.add_argument("--trade-rate", type=float, help="trades per second per symbol (default 2)")
     s.add_argument(
         "--strict",
@@ -84,6 +100,18 @@ def _serve_parser(sub: Any) -> None:
     s.add_argument("--control-token", help="token for the /control endpoint (default: random, printed)")
     s.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     s.set_defaults(run=_serve_command)
+
+
+def _speed(text: str) -> float:
+    if text == "max":
+        return math.inf
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a speed is a number above 0 or max, not {text!r}") from None
+    if not 0 < value < math.inf:
+        raise argparse.ArgumentTypeError(f"a speed is a number above 0 or max, not {text!r}")
+    return value
 
 
 def _control_args(p: argparse.ArgumentParser) -> None:
@@ -161,6 +189,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("scenarios", help="list the shipped scenarios").set_defaults(run=_scenarios)
     _fault_parser(sub)
     _report_parser(sub)
+    proxy_mod.add_command(sub)
+    replay_mod.add_command(sub)
     return parser
 
 
@@ -187,7 +217,9 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
     )
 
 
-async def _serve(cfg: ServerConfig, scenario: Scenario | None, report_path: str | None) -> None:
+async def _serve(
+    cfg: ServerConfig, scenario: Scenario | None, report_path: str | None, feed: Any = None
+) -> None:
     from .report import summary
     from .server import MockServer
 
@@ -195,9 +227,14 @@ async def _serve(cfg: ServerConfig, scenario: Scenario | None, report_path: str 
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    async with MockServer(cfg) as srv:
+    srv = MockServer(cfg)
+    if feed is not None:
+        srv.use_feed(feed)
+    async with srv:
         key = next(iter(cfg.keys), DEFAULT_KEY)
         print(f"infoway-mock serving {srv.ws_url('crypto', key)}", flush=True)
+        if feed is not None:
+            print(f"  {replay_mod.describe(feed)}", flush=True)
         print(f"  REST {srv.http_url}/crypto/batch_trade/BTCUSDT  metrics {srv.http_url}/metrics", flush=True)
         print(f"  control ws://{cfg.host}:{srv.port}/control  token {srv.control_token}", flush=True)
         if scenario is not None:
@@ -305,11 +342,28 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _serve_command(args: argparse.Namespace) -> int:
+    playback: float | None = None
+    if args.replay or args.firehose is not None:
+        if args.replay and args.firehose is not None:
+            raise _UsageError("--replay and --firehose are two sources of pushes: give one")
+        playback, args.speed = args.speed, None  # the playback speed, not the (absent) market's
+    elif args.speed is not None and math.isinf(args.speed):
+        raise _UsageError("--speed max plays a capture or the firehose: use it with --replay or --firehose")
+    elif args.loop:
+        raise _UsageError("--loop repeats a capture or the firehose: use it with --replay or --firehose")
     cfg = config_from_args(args)
     scenario = scenario_mod.load(args.scenario) if args.scenario else None
     if scenario is not None:
         config_from_dict({"server": scenario.server}, cfg)
-    asyncio.run(_serve(cfg, scenario, args.report))
+    feed = None
+    if args.replay:
+        feed = replay_mod.ReplayFeed(replay_mod.load(args.replay), speed=playback or 1.0, loop=args.loop)
+    elif args.firehose is not None:
+        from .firehose import render
+
+        timeline = render(cfg, args.firehose)
+        feed = replay_mod.ReplayFeed(timeline, speed=playback or math.inf, loop=args.loop)
+    asyncio.run(_serve(cfg, scenario, args.report, feed))
     return 0
 
 
