@@ -15,6 +15,7 @@ import orjson
 from .client import InfowayClient
 from .errors import AuthError, GaveUp
 from .events import Depth, Kline, Lifecycle, Trade
+from .record import Recorder
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -40,6 +41,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--dead-peer-timeout", type=float, default=None)
     s.add_argument("--backoff-cap", type=float, default=30.0)
     s.add_argument("--max-attempts", type=int, default=None, help="give up after this many failures in a row")
+    s.add_argument(
+        "--record",
+        metavar="FILE",
+        help="also write what arrives to FILE as a capture (replay it: infoway-mock serve --replay FILE)",
+    )
     return parser
 
 
@@ -67,7 +73,8 @@ async def _stream(args: argparse.Namespace) -> int:
     )
     out = sys.stdout
     n = 0
-    async with client:
+    recorder = Recorder(args.record, client.url) if args.record else None
+    async with client, recorder or contextlib.nullcontext():
         if args.trade:
             await client.subscribe_trades(args.trade)
         if args.depth:
@@ -76,6 +83,8 @@ async def _stream(args: argparse.Namespace) -> int:
             ty, _, codes = spec.partition(":")
             await client.subscribe_klines(codes, [int(ty)])
         async for ev in client:
+            if recorder is not None:
+                recorder.event(ev)
             if isinstance(ev, Lifecycle):
                 print(orjson.dumps(ev.to_json()).decode(), file=sys.stderr, flush=True)
                 continue
