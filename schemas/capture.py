@@ -63,6 +63,11 @@ def mask_text(text: str) -> str:
     return _KEY_IN_TEXT.sub(lambda m: m.group(1) + mask_key(m.group(2)), text)
 
 
+# Header length of an unmasked frame by its second byte: 2, then 4 for a 16-bit length, 10 for a 64-bit one.
+_HEADER = bytes([2] * 126 + [4, 10] + [2] * 128)
+_CONTROL = bytes(range(32))  # bytes a JSON string must escape
+
+
 def header_len(wire: bytes) -> int:
     """Length of the header of an unmasked WebSocket frame (server frames, as the proxy forwards them)."""
     n = wire[1] & 0x7F
@@ -116,14 +121,15 @@ class CaptureWriter:
     def closed(self) -> bool:
         return self._f is None
 
-    def _write(self, lines: list[bytes]) -> None:
+    def _write(self, lines: list[bytes], events: int | None = None) -> None:
+        """Lines holding `events` events (default: one each), or none of them past the bound."""
         f = self._f
         if f is None:
-            self.unrecorded += len(lines)
+            self.unrecorded += len(lines) if events is None else events
             return
         size = sum(map(len, lines))
         if self.bytes + size > self.max_bytes and self.bytes:
-            self.unrecorded += len(lines)
+            self.unrecorded += len(lines) if events is None else events
             return
         self.bytes += size
         f.write(b"".join(lines))
@@ -134,7 +140,7 @@ class CaptureWriter:
         line.update((k, v) for k, v in fields.items() if v is not None)
         self._write([orjson.dumps(line) + b"\n"])
 
-    def wires(self, conn: int, direction: str, wires: Iterable[bytes], t: float | None = None) -> None:
+    def wires(self, conn: int, direction: str, wires: list[bytes], t: float | None = None) -> None:
         """Complete unmasked frames as they go on the wire (the proxy's hot path): the header is skipped,
         text frames keep their text; anything else (binary, invalid UTF-8) is kept as base64."""
         stamp = b'{"ev":"frame","t":%.6f,"conn":%d,"dir":"%s",' % (
@@ -142,21 +148,44 @@ class CaptureWriter:
             conn,
             direction.encode(),
         )
-        dumps = orjson.dumps
-        lines = []
-        for wire in wires:
-            start = header_len(wire)
-            if wire[0] & 0x0F == 1:
-                try:
-                    text = str(memoryview(wire)[start:], "utf-8")
-                except UnicodeDecodeError:
-                    lines.append(stamp + b'"binary":"%s"}\n' % base64.b64encode(wire[start:]))
-                    continue
-                lines.append(stamp + b'"text":' + dumps(text) + b"}\n")
+        lines = self._text_lines(stamp, wires)
+        if lines is None:
+            lines = [self._line(stamp, w) for w in wires]
+        self.frames[direction] += len(wires)
+        self._write(lines, len(wires))
+
+    @staticmethod
+    def _text_lines(stamp: bytes, wires: list[bytes]) -> list[bytes] | None:
+        """The common case, a batch of text frames of JSON, escaped in bulk: the payloads joined with a
+        NUL between them, checked (valid UTF-8, no control characters), escaped with two replaces and
+        split into lines by the NULs, all at C speed: a quarter of the cost of escaping frame by frame.
+        None when the batch needs the careful path (binary frames, control characters, bad UTF-8)."""
+        payloads = [w[_HEADER[w[1]] :] for w in wires if w[0] == 0x81]
+        if len(payloads) != len(wires) or not payloads:
+            return None
+        joined = b"\0".join(payloads)
+        # Deleting every control byte must remove exactly the separators: no payload holds one.
+        if len(joined.translate(None, _CONTROL)) != len(joined) - len(payloads) + 1:
+            return None
+        try:
+            joined.decode()
+        except UnicodeDecodeError:
+            return None
+        head = stamp + b'"text":"'
+        escaped = joined.replace(b"\\", b"\\\\").replace(b'"', b'\\"')
+        return [head + escaped.replace(b"\0", b'"}\n' + head) + b'"}\n']
+
+    @staticmethod
+    def _line(stamp: bytes, wire: bytes) -> bytes:
+        start = header_len(wire)
+        if wire[0] & 0x0F == 1:
+            try:
+                text = str(memoryview(wire)[start:], "utf-8")
+            except UnicodeDecodeError:
+                pass
             else:
-                lines.append(stamp + b'"binary":"%s"}\n' % base64.b64encode(wire[start:]))
-        self.frames[direction] += len(lines)
-        self._write(lines)
+                return stamp + b'"text":' + orjson.dumps(text) + b"}\n"
+        return stamp + b'"binary":"%s"}\n' % base64.b64encode(wire[start:])
 
     def message(self, conn: int, direction: str, data: str | bytes, t: float | None = None) -> None:
         """One whole message (text, or bytes for a binary one)."""

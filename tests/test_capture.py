@@ -61,6 +61,24 @@ def test_a_capture_round_trips_and_keeps_frames_exact(tmp_path: Path) -> None:
     assert "secret-key" not in p.read_text()
 
 
+def test_text_is_kept_exactly_whichever_way_a_batch_is_escaped(tmp_path: Path) -> None:
+    p = tmp_path / "c.jsonl"
+    w = _capture(p)
+    tricky = [
+        '{"traceId":"a\\"b","code":506,"msg":"Param error：\\u00e9 \\\\ é"}',  # escapes, non-ASCII
+        '{"code":10002,"data":{"s":"\\u2028"}}',
+    ]
+    pretty = '{\n  "code": 200,\n\t"msg": "ws connect success"\n}'  # control characters: the careful path
+    w.wires(1, "recv", [text_frame(t.encode()) for t in tricky])
+    w.wires(1, "recv", [text_frame(t.encode()) for t in [*tricky, pretty]])
+    w.wires(1, "recv", [text_frame(b"x" * 70000), text_frame(b"\xff\xfe")])  # 64-bit length; bad UTF-8
+    w.close()
+    frames = [e for e in read(p).events if e["ev"] == "frame"]
+    assert [f.get("text") for f in frames[:5]] == [*tricky, *tricky, pretty]
+    assert frames[5]["text"] == "x" * 70000 and frames[6]["binary"] == "//4="
+    assert read(p).events[-1]["frames"]["recv"] == 7
+
+
 def test_keys_are_masked_in_queries_and_targets() -> None:
     assert mask_query({"apikey": "abcdefgh", "business": "crypto"}) == {
         "apikey": "ab****gh",
