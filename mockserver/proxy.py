@@ -328,7 +328,11 @@ class UpstreamLink(asyncio.Protocol):
 
     def _down(self, wires: list[bytes]) -> None:
         if self.conn is None:
-            self.pending.extend(wires)  # bounded: the client's 101 goes out in the same loop turn
+            # The client's 101 goes out within a loop turn or two; should the server pour meanwhile, it
+            # waits (back-pressure, as ever) rather than piling up here.
+            self.pending.extend(wires)
+            if sum(map(len, self.pending)) > self.proxy.config.max_send_buffer:
+                self.pause()
         else:
             self.proxy.deliver(self.conn, wires)
 
@@ -338,6 +342,8 @@ class UpstreamLink(asyncio.Protocol):
         if self.pending:
             pending, self.pending = self.pending, []
             self.proxy.deliver(conn, pending)
+            if conn.buffered() <= self.proxy.config.max_send_buffer:
+                self.resume()
         if self.pending_end is not None:
             end, self.pending_end = self.pending_end, None
             end()
@@ -567,8 +573,14 @@ class Proxy:
         for conn in list(self._controls):
             conn.abort()
         deadline = time.monotonic() + self.config.close_timeout + 1.0
-        while any(c.transport is not None for c in conns) and time.monotonic() < deadline:
+        while time.monotonic() < deadline and any(
+            c.transport is not None and not c.transport.is_closing() for c in conns
+        ):
             await asyncio.sleep(0.01)  # polling with a deadline: transports give no awaitable
+        for conn in conns:
+            link: UpstreamLink | None = conn.session
+            if link is not None and link.state != "closed":
+                link.abort()  # the server side of a client that never answered our close
         await listener.wait_closed()
 
     async def restart(self, down_for: float) -> None:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import socket
+import sys
 import urllib.error
 import urllib.request
 from collections.abc import AsyncIterator, Callable
@@ -221,6 +223,7 @@ async def test_faults_act_on_proxied_connections_through_the_proxys_control(
         await websockets.connect(proxy.ws_url(key=KEY))
     assert e.value.response.status_code == 503
     assert srv.metrics.connections_total == before  # refused by the proxy: the server never saw it
+    assert await asyncio.to_thread(cli.main, ["report", *args]) == 0  # the proxy judges no client
     kinds = [e["fault"]["kind"] for e in _events(proxy, "fault")]
     assert kinds == ["close", "stall", "refuse"]
     close = next(e for e in _events(proxy, "close"))
@@ -277,3 +280,32 @@ async def test_a_client_that_stops_reading_slows_the_server_side(make_proxy: Any
             while sent < stuck + 1000:  # reading again lets everything flow
                 await ws.recv()
         ws.transport.abort()
+
+
+async def test_the_proxy_command(make_server: Any, tmp_path: Path) -> None:
+    srv = await make_server()
+    capture = tmp_path / "cli.jsonl"
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "infoway_mock.mockserver",
+        "proxy",
+        "--upstream",
+        f"ws://127.0.0.1:{srv.port}",
+        "--listen",
+        "127.0.0.1:0",
+        "--record",
+        str(capture),
+        stdout=asyncio.subprocess.PIPE,
+    )
+    try:
+        first = (await asyncio.wait_for(proc.stdout.readline(), 30)).decode()  # type: ignore[union-attr]
+        url = first.split()[2]
+        ws = await websockets.connect(url, compression=None)
+        assert json.loads(await ws.recv())["code"] == 200
+        await ws.close()
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out = (await asyncio.wait_for(proc.communicate(), 30))[0].decode()
+    assert proc.returncode == 0 and "1 received" in out
+    assert [e["ev"] for e in read(capture).events][:2] == ["open", "frame"]

@@ -130,6 +130,10 @@ def test_the_scenario_of_a_capture_is_its_disconnects(tmp_path: Path) -> None:
     }
     sc = scenario_mod.load(out)  # the schema and the fault registry accept it
     assert sc.name == "incident" and sc.duration == pytest.approx(1.9)
+    quiet = Recorder(tmp_path / "quiet.jsonl")
+    quiet.open(0, 1)
+    quiet.end(1, 1, "close", by="client", code=1000, reason="")
+    assert cli.main(["scenario", "from-capture", str(quiet.close())]) == 1  # nothing to write: said so
 
 
 # -- serving a capture ----------------------------------------------------------------------------------
