@@ -22,6 +22,9 @@ TARGETS = {
     "push rate, 1 connection: delivered": 0.6,
     "fan-out, 100 connections: delivered": 0.6,
     "client consumption (async for)": 0.7,
+    "proxy: delivered pushes/s": 0.8,
+    "firehose, 1 connection: frames/s vs bare websockets": 3.0,
+    "firehose, 1 connection: frames/s vs raw transport": 0.8,
 }
 
 
@@ -126,11 +129,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--only",
         nargs="+",
-        choices=["validation", "server", "connections", "storm", "client"],
+        choices=["validation", "server", "connections", "storm", "client", "replay"],
         help="run only these parts",
     )
     a = ap.parse_args(argv)
-    parts = set(a.only or ["validation", "server", "connections", "storm", "client"])
+    parts = set(a.only or ["validation", "server", "connections", "storm", "client", "replay"])
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     reps = a.repetitions
@@ -171,6 +174,10 @@ def main(argv: list[str] | None = None) -> int:
         from loadtests import bench_client
 
         section("client consumption", lambda: bench_client.run(reps))
+    if "replay" in parts:
+        from loadtests import bench_replay
+
+        section("proxy, firehose, replay (issue 15)", lambda: bench_replay.run(reps))
 
     for r in rows:
         t = target_for(r["benchmark"])
