@@ -199,7 +199,7 @@ async def test_faults_act_on_proxied_connections_through_the_proxys_control(
 ) -> None:
     srv, proxy = await _setup(make_server, make_proxy)
     ws = await _subscribed(proxy)
-    args = ["--port", str(proxy.port), "--token", proxy.control_token]
+    args = ["--port", str(proxy.port), f"--token={proxy.control_token}"]  # a token may start with -
     assert (
         await asyncio.to_thread(cli.main, ["fault", "close", "--code", "4001", "--reason", "chaos", *args])
         == 0
