@@ -419,7 +419,11 @@ def run_proxy(repetitions: int = 5, window: float = 1.5, pings: int = 50) -> lis
                         cpu["mock"].append((uc1 - uc0) / max(uf1 - uf0, 1) * 1e6)
                         return rates["proxy"][-1]
 
-                    alternate({"direct": direct, "proxy": proxied}, 1)
+                    # ABBA, and BAAB the next round: the machine is shared, and a drift in its load over
+                    # a round then weighs on both figures alike.
+                    order = [direct, proxied, proxied, direct]
+                    for measure in order if rep % 2 == 0 else order[::-1]:
+                        measure()
                 Path(f"{tmp}/capture{rep}.jsonl").unlink(missing_ok=True)
         with (
             ServerProcess(idle_upstream) as up,

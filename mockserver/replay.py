@@ -724,9 +724,10 @@ class ReplayFeed:
         assert self.ports is not None
         conn = play.conn
         if item.kind == REFUSE:
-            from .faults import Fault
+            from .faults import MAX_SECONDS, Fault
 
-            self.ports.apply_fault(Fault("refuse", code=item.code, seconds=item.seconds / self.speed))
+            seconds = min(max(item.seconds / self.speed, 0.001), MAX_SECONDS)  # within the fault's bounds
+            self.ports.apply_fault(Fault("refuse", code=min(item.code, 599), seconds=seconds))
             self._note_disconnect({"conn": conn.conn_id, "refuse": item.code, "seconds": item.seconds})
             return False
         play.done = True
