@@ -215,8 +215,8 @@ async def test_replay_is_deterministic_within_the_timer_resolution(make_server: 
     recorded = [0.01 + i * 0.0123 for i in range(40)]
     errors = [abs(t - want) for (t, _), want in zip(a + b, recorded + recorded, strict=True)]
     print(f"offset error: median {statistics.median(errors) * 1000:.2f} ms, max {max(errors) * 1000:.2f} ms")
-    # Measured on this shared 2-core machine: median 1.5-2 ms, max 6-12 ms (the loop's 1 ms timers,
-    # the trip through both stacks, other processes); the bound lets no pacing bug through.
+    # Measured on this shared 2-core machine: median 0.7-0.8 ms, max 6-18 ms (the loop's 1 ms timers, the
+    # trip through both stacks, other processes); the bounds let no pacing bug through.
     assert statistics.median(errors) < 0.01 and max(errors) < 0.05, errors
     assert abs(end_a[2] - 0.59) < 0.05 and abs(end_b[2] - 0.59) < 0.05
 

@@ -18,8 +18,8 @@ from tests.conftest import wait_until
 
 CLIENT = {"backoff_base": 0.05, "backoff_cap": 0.3, "healthy_after": 0.2, "heartbeat_interval": 5.0}
 # Offsets are compared as the proxies saw them (each episode from its first subscribe). Measured on this
-# shared 2-core machine: pushes median 1-3 ms late, p99 2-8 ms (33 ms once, under a load average of 3.5);
-# the disconnects likewise. The 1 ms floor is the loop's timer granularity.
+# shared 2-core machine: disconnects 0.8-2.4 ms from their recorded offsets, pushes median 0.6-0.8 ms,
+# p99 3-27 ms (a few of 40 pushes delayed by other processes); the loop's timers have 1 ms resolution.
 TOLERANCE = 0.05
 
 
