@@ -18,7 +18,7 @@ import websockets
 from websockets.asyncio.server import serve
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from infoway_mock.mockserver import cli
+from infoway_mock.mockserver.control import send_command
 from infoway_mock.mockserver.faults import Fault
 from infoway_mock.mockserver.proxy import Proxy, ProxyConfig
 from infoway_mock.schemas.capture import read
@@ -194,36 +194,54 @@ async def test_server_disconnects_reach_the_client_as_they_happened(
     assert ends[1] == {**ends[1], "conn": 2, "by": "server", "how": "rst"}
 
 
+async def _fault_cli(proxy: Proxy, *argv: str) -> dict[str, Any]:
+    """`infoway-mock fault ... --port PROXYPORT`, the real command in a child process (in this process,
+    once the locust smoke test has imported locust, gevent's threads cannot run asyncio.run)."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "infoway_mock.mockserver",
+        "fault",
+        *argv,
+        "--port",
+        str(proxy.port),
+        f"--token={proxy.control_token}",  # a random token may start with a dash
+        stdout=asyncio.subprocess.PIPE,
+    )
+    out, _ = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 0, out
+    return json.loads(out)
+
+
 async def test_faults_act_on_proxied_connections_through_the_proxys_control(
     make_server: Any, make_proxy: Any
 ) -> None:
     srv, proxy = await _setup(make_server, make_proxy)
+    control = f"ws://127.0.0.1:{proxy.port}/control"
     ws = await _subscribed(proxy)
-    args = ["--port", str(proxy.port), f"--token={proxy.control_token}"]  # a token may start with -
-    assert (
-        await asyncio.to_thread(cli.main, ["fault", "close", "--code", "4001", "--reason", "chaos", *args])
-        == 0
-    )
+    reply = await _fault_cli(proxy, "close", "--code", "4001", "--reason", "chaos")
+    assert reply["connections"] == [1]
     _, closed = await _drain(ws)
     assert closed.rcvd is not None and (closed.rcvd.code, closed.rcvd.reason) == (4001, "chaos")
     await wait_until(lambda: not srv.conns)  # the server side followed
 
     ws = await _subscribed(proxy)
-    assert await asyncio.to_thread(cli.main, ["fault", "stall", "--seconds", "30", *args]) == 0
+    stall = {"op": "fault", "fault": {"kind": "stall", "seconds": 30}}
+    assert (await send_command(control, proxy.control_token, stall))["ok"]
     await wait_until(lambda: proxy.dropped["stall"] > 0)  # pushes go on upstream, none reach the client
-    assert await asyncio.to_thread(cli.main, ["fault", "clear", *args]) == 0
+    assert (await send_command(control, proxy.control_token, {"op": "clear"}))["cleared"] == 1
     await ws.recv()
     await ws.close()
 
     before = srv.metrics.connections_total
-    assert (
-        await asyncio.to_thread(cli.main, ["fault", "refuse", "--code", "503", "--seconds", "30", *args]) == 0
-    )
+    refuse = {"op": "fault", "fault": {"kind": "refuse", "code": 503, "seconds": 30}}
+    assert (await send_command(control, proxy.control_token, refuse))["ok"]
     with pytest.raises(InvalidStatus) as e:
         await websockets.connect(proxy.ws_url(key=KEY))
     assert e.value.response.status_code == 503
     assert srv.metrics.connections_total == before  # refused by the proxy: the server never saw it
-    assert await asyncio.to_thread(cli.main, ["report", *args]) == 0  # the proxy judges no client
+    report = await send_command(control, proxy.control_token, {"op": "report"})
+    assert report["report"]["verdict"] == "n/a"  # the proxy judges no client; the server does
     kinds = [e["fault"]["kind"] for e in _events(proxy, "fault")]
     assert kinds == ["close", "stall", "refuse"]
     close = next(e for e in _events(proxy, "close"))
