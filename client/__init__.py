@@ -5,12 +5,16 @@ from __future__ import annotations
 
 from .client import InfowayClient
 from .config import ClientConfig
+from .core import ClientCore
 from .errors import AuthError, GaveUp, InfowayError
-from .events import Connected, Depth, Disconnected, Gap, Kline, Resubscribed, ServerError, Trade
+from .events import BadFrame, Connected, Depth, Disconnected, Gap, Kline, Resubscribed, ServerError, Trade
+from .policy import Outcome
 
 __all__ = [
     "AuthError",
+    "BadFrame",
     "ClientConfig",
+    "ClientCore",
     "Connected",
     "Depth",
     "Disconnected",
@@ -19,6 +23,7 @@ __all__ = [
     "InfowayClient",
     "InfowayError",
     "Kline",
+    "Outcome",
     "Resubscribed",
     "ServerError",
     "Trade",

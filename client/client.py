@@ -1,7 +1,8 @@
-"""The asyncio shell of the reference client: connect, pace, heartbeat, watch, reconnect, resubscribe.
+"""The asyncio shell of the reference client: connect, read, write, sleep.
 
-Protocol decisions live in the pure modules (subscriptions, pacer, backoff, decode); this module only
-does I/O and timing around them.
+Every protocol decision (what to send and when, what a frame means, how long to wait before the next
+attempt) is the core's (core.py); this module runs one connection at a time, feeds the core what
+happened and when, and hands events to the consumer.
 """
 
 from __future__ import annotations
@@ -10,35 +11,33 @@ import asyncio
 import contextlib
 import inspect
 import logging
+import ssl
 import time
-from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
-from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
-import orjson
-import websockets
-from websockets.exceptions import ConnectionClosed, ConnectionClosedOK, InvalidHandshake, InvalidStatus
+from websockets.exceptions import InvalidHandshake, InvalidStatus, InvalidURI
+from websockets.uri import parse_uri
 
-from .backoff import Backoff
 from .config import ClientConfig
-from .decode import Ack, Text, Welcome, from_obj, text
-from .errors import AuthError, GaveUp
-from .events import Connected, Depth, Disconnected, Gap, Kline, Resubscribed, ServerError, Trade
-from .pacer import Pacer
-from .queue import EMPTY, EventQueue
+from .connection import Connection, LostBeforeHandshake, open_connection
+from .core import ClientCore
+from .errors import InfowayError
+from .events import Resubscribed, ServerError
+from .masking import MaskKeys, mask_text
+from .policy import PROTOCOL, REFUSED, TIMEOUT, UNREACHABLE, Outcome
+from .queue import EventQueue
 from .rest import batch_kline, rest_base
-from .subscriptions import DEPTH, TRADE, SubscriptionBook, kline_channel
+from .subscriptions import DEPTH, TRADE, kline_channel
 
 log = logging.getLogger("infoway.client")
+# A child of websockets.client, so whoever configures websockets' logging configures this one too. It
+# logs the request line (the key is in its query) at debug level: masked, as everywhere else.
+ws_log = logging.getLogger("websockets.client.infoway")
+ws_log.addFilter(MaskKeys())
 
 Callback = Callable[[Any], Awaitable[None] | None]
-_PUSH_TYPES = (Trade, Depth, Kline)
-_KLINE_PERIOD_S = {1: 60, 2: 300, 3: 900, 4: 1800, 5: 3600, 6: 7200, 7: 14400, 8: 86400, 9: 604800}
-
-_new = object.__new__
-_NOT_JSON = object()  # a frame orjson refused: the stock banner, or garbage
 
 
 def _codes(codes: str | Iterable[str]) -> list[str]:
@@ -46,12 +45,51 @@ def _codes(codes: str | Iterable[str]) -> list[str]:
     return [c.strip() for c in items if c and c.strip()]
 
 
-@dataclass
-class _Outcome:
-    reason: str
-    code: int | None = None  # close code, server error code, or HTTP status
-    status: int | None = None  # HTTP status when the handshake was refused
-    lasted: float = 0.0
+def _wall_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _build_url(url: str | None, api_key: str | None, business: str, host: str, secure: bool) -> str:
+    if url is None:
+        if not api_key:
+            raise ValueError("give a URL or an api_key")
+        return f"{'wss' if secure else 'ws'}://{host}/ws?business={business}&apikey={api_key}"
+    if api_key:
+        u = urlsplit(url)
+        query = {k: v[-1] for k, v in parse_qs(u.query).items()}
+        query["apikey"] = api_key
+        url = u._replace(query=urlencode(query)).geturl()
+    return url
+
+
+class _Waker:
+    """One sleeper woken early by whoever has news (a subscribe, a lost connection, close())."""
+
+    def __init__(self) -> None:
+        self._fut: asyncio.Future[None] | None = None
+        self._pending = False
+
+    def wake(self) -> None:
+        fut = self._fut
+        if fut is not None and not fut.done():
+            fut.set_result(None)
+        else:
+            self._pending = True
+
+    async def sleep(self, timeout: float | None) -> None:
+        if self._pending:
+            self._pending = False
+            return
+        loop = asyncio.get_running_loop()
+        fut = self._fut = loop.create_future()
+        timer = None if timeout is None else loop.call_later(max(0.0, timeout), self.wake)
+        try:
+            await fut
+        finally:
+            self._fut = None
+            self._pending = False
+            if timer is not None:
+                timer.cancel()
 
 
 class InfowayClient:
@@ -63,7 +101,9 @@ class InfowayClient:
                 ...
 
     or `InfowayClient(api_key=KEY, business="crypto")`. Pass `on_event=callback` to get events by callback
-    instead of iteration.
+    instead of iteration: a plain function is called as frames are read; a coroutine function is awaited
+    in order from a task of its own. `async for` raises the error that stopped the client (AuthError,
+    GaveUp); `await client.wait_closed()` does the same for callback users.
     """
 
     def __init__(
@@ -83,56 +123,58 @@ class InfowayClient:
             if not hasattr(self.config, name):
                 raise TypeError(f"unknown setting {name!r}")
             setattr(self.config, name, value)
-        if url is None:
-            if not api_key:
-                raise ValueError("give a URL or an api_key")
-            url = f"{'wss' if secure else 'ws'}://{host}/ws?business={business}&apikey={api_key}"
-        elif api_key:
-            u = urlsplit(url)
-            query = {k: v[-1] for k, v in parse_qs(u.query).items()}
-            query["apikey"] = api_key
-            url = u._replace(query=urlencode(query)).geturl()
-        self.url = url
-        query = {k: v[-1] for k, v in parse_qs(urlsplit(url).query).items()}
+        self.url = _build_url(url, api_key, business, host, secure)
+        query = {k: v[-1] for k, v in parse_qs(urlsplit(self.url).query).items()}
         self.business = query.get("business", business)
         self.api_key = query.get("apikey") or query.get("apiKey") or api_key or ""
+        self.display_url = mask_text(self.url, self.api_key)
+        try:
+            self._uri = parse_uri(self.url)
+        except InvalidURI as e:
+            raise ValueError(f"not a WebSocket URL (ws:// or wss://): {self.display_url}: {e.msg}") from None
+        self.core = ClientCore(self.config, url=self.display_url)
         cfg = self.config
-        self.book = SubscriptionBook(max_codes=cfg.max_codes)
-        self.pacer = Pacer(cfg.rate_limit, cfg.rate_window, cfg.headroom)
-        self.backoff = Backoff(cfg.backoff_base, cfg.backoff_cap, cfg.healthy_after, cfg.long_backoff)
         self.queue = EventQueue(cfg.queue_size, cfg.queue_policy)
         self.on_event = on_event
-        self.gaps: list[Gap] = []  # every gap reported so far, first_after filled in as pushes return
-        self.counts: dict[str, int] = {
-            "trade": 0,
-            "depth": 0,
-            "kline": 0,
-            "error": 0,
-            "control": 0,
-            "other": 0,
-        }
-        self.reconnects = 0
-        self.last_message_at: float | None = None
+        self._async_callback = on_event is not None and (
+            inspect.iscoroutinefunction(on_event) or inspect.iscoroutinefunction(type(on_event).__call__)
+        )
+        self._inline = on_event is not None and not self._async_callback
         self.connected = asyncio.Event()
-        self._ws: Any = None
-        self._gen = 0
-        self._outbox: deque[dict[str, Any]] = deque()
-        self._outbox_ready = asyncio.Event()
+        self.callback_errors = 0
+        self._conn: Connection | None = None
+        self._open_now = self._open_max = 0
+        self._waker = _Waker()  # the session loop: a subscribe, a lost connection, a fatal error, close()
+        self._sleeper = _Waker()  # the wait between attempts: only close() cuts it short
         self._runner: asyncio.Task[None] | None = None
+        self._dispatcher: asyncio.Task[None] | None = None
         self._closing = False
         self._fatal: BaseException | None = None
-        self._wake = asyncio.Event()
-        # channel -> symbol -> market time of the last push (nested so the hot path builds no tuple)
-        self._last_push: dict[str, dict[str, int]] = {}
-        self._open_gaps: dict[tuple[str, str], int] = {}  # pair -> index in self.gaps
-        self._kline_seen: dict[tuple[int, str], int] = {}  # (type, symbol) -> newest candle open time (s)
-        self._offline_since: int | None = None
-        self._last_error: int | None = None
         self._bg: set[asyncio.Future[Any]] = set()
-        # When we sent something the server answers (a heartbeat with ack, a subscribe) and have heard
-        # nothing since. Silence only proves a dead peer when it follows such a frame: a quiet server
-        # with nothing to answer, or our own pacer holding frames back, is not a dead one.
-        self._reply_due: tuple[float, int] | None = None  # (sent at, frames_in at that moment)
+
+    def __repr__(self) -> str:
+        return f"InfowayClient({self.display_url!r})"
+
+    # The core's state, where the previous API had it.
+    @property
+    def book(self) -> Any:
+        return self.core.book
+
+    @property
+    def pacer(self) -> Any:
+        return self.core.pacer
+
+    @property
+    def counts(self) -> dict[str, int]:
+        return self.core.counts
+
+    @property
+    def gaps(self) -> list[Any]:
+        return self.core.gaps
+
+    @property
+    def reconnects(self) -> int:
+        return self.core.reconnects
 
     # -- lifecycle -------------------------------------------------------------------------------------
 
@@ -146,23 +188,34 @@ class InfowayClient:
     def start(self) -> None:
         if self._runner is None:
             self._runner = asyncio.create_task(self._run(), name="infoway-client")
+            if self._async_callback:
+                self._dispatcher = asyncio.create_task(self._dispatch(), name="infoway-client-events")
 
     async def close(self) -> None:
         self._closing = True
-        self._wake.set()
-        ws = self._ws
-        if ws is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(ws.close(), 2)
-            # A reader blocked on a full queue never sees the server's close frame: without this the
-            # socket lingers until garbage collection and the server keeps pushing into it.
-            if ws.transport is not None:
-                ws.transport.abort()
+        self._waker.wake()
+        self._sleeper.wake()
+        conn = self._conn
+        if conn is not None:
+            # Read again if back-pressure had paused reading: the server's answer to our close frame
+            # must get through, or the socket lingers (and the server keeps writing into it) for the
+            # whole close timeout. What arrives meanwhile is not delivered: close() ends delivery.
+            conn.resume()
+            await conn.close()
+        for task in (self._runner, self._dispatcher, *self._bg):
+            if task is not None and not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+        self.queue.close(self._fatal)
+
+    async def wait_closed(self) -> None:
+        """Until the client stops: returns after close(), raises the error that stopped it otherwise."""
         if self._runner is not None:
-            self._runner.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._runner
-        self.queue.close()
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.shield(self._runner)
+        if self._fatal is not None:
+            raise self._fatal
 
     async def wait_connected(self, timeout: float | None = None) -> None:
         await asyncio.wait_for(self.connected.wait(), timeout)
@@ -171,73 +224,58 @@ class InfowayClient:
         return self.queue.events()
 
     async def __anext__(self) -> Any:
-        ev = self.queue.get_nowait()
-        if ev is not EMPTY:
-            return ev
-        try:
-            return await self.queue.get()
-        except StopAsyncIteration:
-            if self._fatal is not None:
-                raise self._fatal from None
-            raise
+        return await self.queue.get()
 
-    @property
-    def frames_in(self) -> int:
-        """Every frame received so far; the watchdog samples it instead of reading a clock per frame."""
-        return sum(self.counts.values())
-
-    @property
     def stats(self) -> dict[str, Any]:
-        age = None if self.last_message_at is None else time.monotonic() - self.last_message_at
+        core = self.core
+        last = core.last_frame_at
         return {
-            "messages": dict(self.counts),
-            "reconnects": self.reconnects,
-            "last_message_age_s": age,
+            "messages": dict(core.counts),
+            "bad_frames": core.counts["bad"],
+            "callback_errors": self.callback_errors,
+            "reconnects": core.reconnects,
+            "connect_attempts": core.attempts,
+            "connections_open": self._open_now,
+            "connections_open_max": self._open_max,
+            "last_message_age_s": None if last is None else time.monotonic() - last,
             "queue_depth": len(self.queue),
             "dropped": self.queue.dropped,
-            "pacer_budget_per_window": self.pacer.budget,
+            "pacer_budget_per_window": core.pacer.budget,
         }
 
     # -- subscriptions ---------------------------------------------------------------------------------
 
     async def subscribe_trades(self, codes: str | Iterable[str]) -> None:
-        self._subscribe(TRADE, _codes(codes))
+        self._change(self.core.subscribe, TRADE, _codes(codes))
 
     async def subscribe_depth(self, codes: str | Iterable[str]) -> None:
-        self._subscribe(DEPTH, _codes(codes))
+        self._change(self.core.subscribe, DEPTH, _codes(codes))
 
     async def subscribe_klines(self, codes: str | Iterable[str], types: Iterable[int] = (1,)) -> None:
+        types = [int(ty) for ty in types]
         for ty in types:
-            if not 1 <= int(ty) <= 12:
+            if not 1 <= ty <= 12:
                 raise ValueError(f"kline type {ty} is not within 1..12")
-            self._subscribe(kline_channel(int(ty)), _codes(codes))
+        for ty in types:
+            self._change(self.core.subscribe, kline_channel(ty), _codes(codes))
 
     async def unsubscribe_trades(self, codes: str | Iterable[str] | None = None) -> None:
-        self._unsubscribe(TRADE, None if codes is None else _codes(codes))
+        self._change(self.core.unsubscribe, TRADE, None if codes is None else _codes(codes))
 
     async def unsubscribe_depth(self, codes: str | Iterable[str] | None = None) -> None:
-        self._unsubscribe(DEPTH, None if codes is None else _codes(codes))
+        self._change(self.core.unsubscribe, DEPTH, None if codes is None else _codes(codes))
 
     async def unsubscribe_klines(
         self, codes: str | Iterable[str] | None = None, types: Iterable[int] = (1,)
     ) -> None:
         for ty in types:
-            self._unsubscribe(kline_channel(int(ty)), None if codes is None else _codes(codes))
+            self._change(
+                self.core.unsubscribe, kline_channel(int(ty)), None if codes is None else _codes(codes)
+            )
 
-    def _subscribe(self, channel: str, symbols: list[str]) -> None:
-        new = self.book.add(channel, symbols)
-        # Offline, the desired set is replayed on connect; online, only the new symbols go out now.
-        if new and self._ws is not None:
-            self._outbox.extend(self.book.subscribe_frames(channel, new))
-            self._outbox_ready.set()
-
-    def _unsubscribe(self, channel: str, symbols: list[str] | None) -> None:
-        gone = self.book.remove(channel, symbols)
-        for s in gone:
-            self._last_push.get(channel, {}).pop(s, None)
-        if gone and self._ws is not None:
-            self._outbox.extend(self.book.unsubscribe_frames(channel, None if symbols is None else gone))
-            self._outbox_ready.set()
+    def _change(self, op: Callable[[str, Any], None], channel: str, symbols: Any) -> None:
+        op(channel, symbols)
+        self._waker.wake()  # the session loop sends what the core now holds
 
     # -- the reconnect loop ------------------------------------------------------------------------------
 
@@ -247,348 +285,176 @@ class InfowayClient:
                 outcome = await self._session()
                 if self._closing:
                     break
-                delay = self._next_delay(outcome)
-                self._emit(Disconnected(outcome.reason, outcome.code, delay))
-                limit = self.config.max_attempts
-                if limit is not None and self.backoff.failures >= limit:
-                    raise GaveUp(f"gave up after {self.backoff.failures} failed attempts: {outcome.reason}")
-                self._wake.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), delay)
-        except (AuthError, GaveUp) as e:
+                if self._fatal is not None:
+                    raise self._fatal
+                delay = self.core.closed(outcome, _wall_ms())
+                self._flush_notices()
+                if delay is None:
+                    raise self.core.fatal or InfowayError(outcome.reason)
+                await self._sleeper.sleep(delay)
+        except InfowayError as e:
             self._fatal = e
-            self._emit(Disconnected(str(e), getattr(e, "status", None), None))
+        except Exception as e:  # a bug: it must stop the stream loudly, never end it quietly
+            log.error("the client stopped on an internal error", exc_info=True)
+            self._fatal = e
         finally:
             self.queue.close(self._fatal)
 
-    def _next_delay(self, o: _Outcome) -> float:
-        b = self.backoff
-        b.session_ended(o.lasted)
-        if o.lasted >= self.config.healthy_after:
-            self.pacer.recover()
-        if o.status == 427 or o.code == 512:
-            return b.long()
-        if o.status == 429 or o.code == 501:
-            self.pacer.slow_down()
-            return b.next_delay()
-        if o.code == 513 and o.lasted >= self.config.healthy_after:
-            # Our heartbeats did not arrive in time; the link itself is fine: come straight back.
-            return 0.0
-        return b.next_delay()
-
-    async def _session(self) -> _Outcome:
-        cfg = self.config
+    async def _session(self) -> Outcome:
+        """One attempt: connect, then drive the session until it ends; how it ended."""
+        core = self.core
+        core.connecting(time.monotonic())
         try:
-            ws = await websockets.connect(
-                self.url,
-                open_timeout=cfg.open_timeout,
-                compression=None,
-                ping_interval=None,  # liveness is the heartbeat plus our own watchdog
-                close_timeout=2,
-                max_size=2**22,
-            )
-        except InvalidStatus as e:
+            conn = await open_connection(self._uri, self._new_connection, self.config.open_timeout)
+        except Exception as e:
+            return self._attempt_failed(e)
+        self._conn = conn
+        core.opened(time.monotonic(), _wall_ms())
+        self.connected.set()
+        self._flush_notices()
+        conn.release()  # frames that came with the handshake answer, now that the core is open
+        reason = None
+        try:
+            reason = await self._drive(conn)
+        finally:
+            self._conn = None
+            self.connected.clear()
+            conn.abort()  # the session is over whichever way it ended; never leak the socket
+        return conn.outcome(time.monotonic(), reason)
+
+    def _new_connection(self) -> Connection:
+        cfg = self.config
+        return Connection(
+            self._uri,
+            self._on_messages,
+            self._on_start,
+            self._on_end,
+            max_size=cfg.max_message_size,
+            max_fragments=cfg.max_fragments,
+            logger=ws_log,
+        )
+
+    def _attempt_failed(self, e: Exception) -> Outcome:
+        now = time.monotonic()
+        if isinstance(e, InvalidStatus):
             status = e.response.status_code
             body = e.response.body.decode("utf-8", "replace").strip() if e.response.body else ""
-            if status == 401:
-                raise AuthError(status, body) from None
-            return _Outcome(f"handshake refused: HTTP {status} {body}".strip(), status, status)
-        except (OSError, TimeoutError, InvalidHandshake) as e:
-            return _Outcome(f"connect failed: {type(e).__name__}: {e}")
+            reason = mask_text(f"handshake refused: HTTP {status} {body}".strip(), self.api_key)
+            return Outcome(REFUSED, reason, now, status)
+        if isinstance(e, TimeoutError):
+            return Outcome(TIMEOUT, f"no handshake within {self.config.open_timeout}s", now)
+        kind = PROTOCOL if isinstance(e, InvalidHandshake | ssl.SSLError) else UNREACHABLE
+        if kind == UNREACHABLE and not isinstance(e, OSError | LostBeforeHandshake):
+            raise e  # not a network condition: a bug, reported by _run
+        return Outcome(kind, mask_text(f"connect failed: {type(e).__name__}: {e}", self.api_key), now)
 
-        self._gen += 1
-        gen = self._gen
-        self._ws = ws
-        self._last_error = None
-        self._reply_due = None
-        self.pacer.reset()
-        started = time.monotonic()
-        self.last_message_at = started
-        if self._offline_since is not None:
-            self.reconnects += 1
-        self._emit(Connected(self.url, self.backoff.failures))
-        self.connected.set()
-        self._outbox.clear()
-        self._outbox.extend(self.book.replay_frames())
-        replaying = bool(self._outbox)
-        self._outbox_ready.set()
-        tasks = [
-            asyncio.create_task(self._writer(ws, gen)),
-            asyncio.create_task(self._heartbeat()),
-        ]
-        watchdog = asyncio.create_task(self._watchdog(ws, gen))
-        outcome = _Outcome("closed")
+    async def _drive(self, conn: Connection) -> str | None:
+        """Write what the core lets out, sleep until its next deadline or news, run its timers."""
+        core = self.core
+        while not conn.ended.done() and not self._closing and self._fatal is None:
+            now = time.monotonic()
+            reason = core.check(now)
+            if reason is not None:
+                log.warning("%s; reconnecting", reason)
+                conn.abort()
+                return reason
+            frames = core.frames_to_send(now)
+            if frames:
+                conn.send_text(frames)
+            self._flush_notices()
+            deadline = core.deadline()
+            await self._waker.sleep(None if deadline is None else deadline - time.monotonic())
+        return None
+
+    def _on_start(self) -> None:
+        self._open_now += 1
+        self._open_max = max(self._open_max, self._open_now)
+
+    def _on_end(self) -> None:
+        self._open_now -= 1
+        self._waker.wake()
+
+    # -- events ------------------------------------------------------------------------------------------
+
+    def _on_messages(self, messages: list[Any], binary: bool) -> None:
+        """From the transport's read callback: decode one read's frames and hand them over at once."""
+        conn = self._conn
+        if self._closing:
+            return
         try:
-            outcome = await self._reader(ws, gen, replaying)
-        finally:
-            for t in (*tasks, watchdog):
-                t.cancel()
-            await asyncio.gather(*tasks, watchdog, return_exceptions=True)
-            if watchdog.done() and not watchdog.cancelled() and isinstance(watchdog.result(), str):
-                outcome = _Outcome(watchdog.result(), self._last_error)
-            self._ws = None
-            if ws.transport is not None and not ws.transport.is_closing():
-                ws.transport.abort()  # the session is over whichever way it ended; never leak the socket
-            self.connected.clear()
-            self.book.forget_connection(gen)
-            self._offline_since = int(time.time() * 1000)
-        outcome.lasted = time.monotonic() - started
-        return outcome
+            now = time.monotonic()
+            events = (
+                self.core.receive_binary(messages[0], now) if binary else self.core.receive(messages, now)
+            )
+            self._flush_notices()
+            if not events:
+                return
+            if self._inline:
+                self._call_each(events)
+            elif not self.queue.put_many(events) and conn is not None:
+                conn.pause()  # back-pressure: the consumer is behind, stop reading the socket
+                self.queue.when_room(conn.resume)
+        except Exception as e:  # a bug in the core: stop loudly, never end the stream quietly
+            self._fatal = e
+            if conn is not None:
+                conn.abort()
+            self._waker.wake()
 
-    async def _reader(self, ws: Any, gen: int, replaying: bool) -> _Outcome:
-        queue = self.queue
-        queue_put = queue.put
-        offer = queue.offer
-        buffered, maxsize = queue._data, queue.maxsize
+    def _call_each(self, events: list[Any]) -> None:
         callback = self.on_event
-        counts = self.counts
-        last_push = self._last_push
-        last_trade = last_push.setdefault(TRADE, {})
-        last_depth = last_push.setdefault(DEPTH, {})
-        open_gaps = self._open_gaps
-        recv = ws.recv
-        # ws.recv is a thin coroutine around its message assembler's get(); awaiting get() directly
-        # saves a coroutine per frame (async for: 0.70 -> 0.75-0.77 of a bare websockets loop). recv's
-        # own handling (closed stream, bad messages) is kept below; other versions fall back to recv.
-        assembler = getattr(ws, "recv_messages", None)
-        get = getattr(assembler, "get", None) or recv
-        loads = orjson.loads
-        try:
-            while True:
-                # Bytes, not str: orjson parses them as they are, so websockets need not decode UTF-8.
+        for ev in events:
+            try:
+                result = callback(ev)  # type: ignore[misc]
+                if result is not None and inspect.isawaitable(result):
+                    self._background(result)
+            except Exception:
+                self._callback_failed(ev)
+
+    def _callback_failed(self, ev: Any) -> None:
+        # The user's handler failing on one event must not end the feed: it is logged and counted.
+        self.callback_errors += 1
+        log.exception("on_event failed on %r (%d failures so far)", ev, self.callback_errors)
+
+    async def _dispatch(self) -> None:
+        """Awaits a coroutine on_event for every event, in order (back-pressure through the queue)."""
+        with contextlib.suppress(InfowayError):
+            async for ev in self.queue.events():
                 try:
-                    message = await get(False)
-                except EOFError:
-                    message = await recv(False)  # the stream ended: raises ConnectionClosed, as recv does
-                except ConnectionClosed:
-                    raise
-                except Exception as e:  # e.g. too many fragments; ws.recv would fail the connection too
-                    return _Outcome(f"unreadable message from the server: {e!r}", 1009)
-                try:
-                    obj = loads(message)
-                except orjson.JSONDecodeError:
-                    obj = _NOT_JSON
-                # Trades dominate the stream: their test is inlined (the same shape test as
-                # decode.from_obj, which takes everything else) and their path kept short.
-                if (
-                    type(obj) is dict
-                    and obj.get("code") == 10002
-                    and type(raw := obj.get("data")) is dict
-                    and "s" in raw
-                    and "traceId" not in obj
-                ):
-                    ev = _new(Trade)  # Trade(raw) without a Python-level __init__ call
-                    ev.raw = raw
-                    t = Trade
-                else:
-                    ev = from_obj(obj) if obj is not _NOT_JSON else text(message)
-                    t = type(ev)
-                if t is Trade:
-                    raw = ev.raw
-                    counts["trade"] += 1
-                    last_trade[raw["s"]] = raw["t"]
-                    if open_gaps:
-                        self._close_gap((TRADE, raw["s"]), raw["t"])
-                    if callback is None:
-                        # EventQueue.offer inlined for the one case every policy treats alike: room left.
-                        if len(buffered) < maxsize:
-                            buffered.append(ev)
-                            if queue._getter is not None:
-                                queue._wake_getter()
-                        elif not offer(ev):
-                            await queue_put(ev)
-                    else:
-                        result = callback(ev)
-                        if result is not None and inspect.isawaitable(result):
-                            await result
-                elif t is Depth or t is Kline:
-                    raw = ev.raw
-                    if t is Depth:
-                        counts["depth"] += 1
-                        channel, mt = DEPTH, raw["t"]
-                        last_depth[raw["s"]] = mt
-                    else:
-                        counts["kline"] += 1
-                        channel, mt = kline_channel(raw["ty"]), int(raw["t"]) * 1000
-                        last_push.setdefault(channel, {})[raw["s"]] = mt
-                        key = (raw["ty"], raw["s"])
-                        self._kline_seen[key] = max(self._kline_seen.get(key, 0), mt // 1000)
-                    if open_gaps:
-                        self._close_gap((channel, raw["s"]), mt)
-                    if callback is None:
-                        if not offer(ev):
-                            await queue_put(ev)
-                    else:
-                        result = callback(ev)
-                        if result is not None and inspect.isawaitable(result):
-                            await result
-                elif t is Ack:
-                    counts["control"] += 1
-                    if self.book.ack(ev.trace, gen) is not None and replaying and not self.book.awaiting(gen):
-                        replaying = False
-                        self._resubscribed()
-                elif t is ServerError:
-                    counts["error"] += 1
-                    self._last_error = ev.code
-                    self._emit(ev)
-                elif t is Welcome or t is Text:
-                    counts["control"] += 1
-                else:
-                    counts["other"] += 1
-        except ConnectionClosedOK:
-            pass  # the end of the stream, as `async for` would see it
-        except ConnectionClosed as e:
-            if e.rcvd is not None:
-                return _Outcome(
-                    f"closed {e.rcvd.code} {e.rcvd.reason}".strip(), self._last_error or e.rcvd.code
-                )
-            return _Outcome("connection lost without a close frame", self._last_error)
-        closed = ws.close_code
-        return _Outcome(f"closed {closed} {ws.close_reason or ''}".strip(), self._last_error or closed)
+                    await self.on_event(ev)  # type: ignore[misc]
+                except Exception:
+                    self._callback_failed(ev)
 
-    async def _call(self, ev: Any) -> None:
-        result = self.on_event(ev)  # type: ignore[misc]
-        if inspect.isawaitable(result):
-            await result
-
-    def _emit(self, ev: Any) -> None:
-        log.info("%s", ev)
-        if self.on_event is not None:
-            result = self.on_event(ev)
-            if inspect.isawaitable(result):
-                self._background(result)
-        else:
-            self.queue.put_control(ev)
-
-    async def _writer(self, ws: Any, gen: int) -> None:
-        """Sends queued requests, never faster than the pacer allows."""
-        outbox = self._outbox
-        while True:
-            while not outbox:
-                self._outbox_ready.clear()
-                await self._outbox_ready.wait()
-            wait = self.pacer.delay(time.monotonic())
-            if wait > 0:
-                await asyncio.sleep(wait)  # the pacer's own schedule, not a wait for an event
-                continue
-            frame = outbox.popleft()
-            trace = self.book.trace("hb" if frame["code"] == 10010 else "req")
-            frame = {"code": frame["code"], "trace": trace, **{k: v for k, v in frame.items() if k != "code"}}
-            now = time.monotonic()
-            needs_ack = frame["code"] in (10000, 10003, 10006)
-            if frame["code"] != 10010:
-                self.book.sent(trace, frame, now, gen, needs_ack)
-            if self._reply_due is None and (needs_ack or frame.get("ack") == 1):
-                self._reply_due = (now, self.frames_in)
-            await ws.send(orjson.dumps(frame).decode())
-            # Stamped once the frame is handed to the socket: a send held up by back-pressure reaches
-            # the server later than it left the queue, and the pacer must count it from then.
-            self.pacer.record(time.monotonic())
-
-    async def _heartbeat(self) -> None:
-        cfg = self.config
-        while True:
-            frame: dict[str, Any] = {"code": 10010}
-            if cfg.heartbeat_ack:
-                frame["ack"] = 1
-            # Heartbeats jump the queue: a resubscription backlog must never starve them.
-            self._outbox.appendleft(frame)
-            self._outbox_ready.set()
-            await asyncio.sleep(cfg.heartbeat_interval)  # the heartbeat cadence itself
-
-    async def _watchdog(self, ws: Any, gen: int) -> str | None:
-        cfg = self.config
-        dead_after = cfg.dead_after()
-        idle_after = cfg.data_idle_timeout
-        tick = min(dead_after, idle_after or dead_after, cfg.ack_timeout) / 4
-        last_push_seen = time.monotonic()
-        pushes = -1
-        frames = self.frames_in
-        while True:
-            await asyncio.sleep(tick)  # the watchdog's sampling period
-            now = time.monotonic()
-            if self.frames_in != frames:
-                frames = self.frames_in
-                self.last_message_at = now  # to the watchdog's resolution, which is all it needs
-            due = self._reply_due
-            if due is not None and frames != due[1]:
-                due = self._reply_due = None  # something arrived after that frame went out
-            silent = now - (self.last_message_at or now)
-            if (due is not None and now - due[0] >= dead_after) or (
-                not cfg.heartbeat_ack and silent >= dead_after
-            ):
-                reason = f"dead peer: no frame for {silent:.1f}s"
-                break
-            total = self.counts["trade"] + self.counts["depth"] + self.counts["kline"]
-            if total != pushes:
-                pushes, last_push_seen = total, now
-            elif idle_after and self.book.pairs() and now - last_push_seen >= idle_after:
-                reason = f"data idle: no push for {now - last_push_seen:.1f}s"
-                break
-            for p in self.book.overdue(now, cfg.ack_timeout):
-                self.book.pending.pop(p.trace, None)
-                if p.attempts < cfg.max_request_attempts:
-                    frame = {k: v for k, v in p.frame.items() if k != "trace"}
-                    self._outbox.append(frame)
-                    self._outbox_ready.set()
-                else:
-                    self._emit(ServerError(0, f"no ack for {p.frame} after {p.attempts} attempts", p.trace))
-        log.warning("%s; reconnecting", reason)
-        # Abort rather than close: a stalled peer would never answer the close handshake.
-        if ws.transport is not None:
-            ws.transport.abort()
-        return reason
+    def _flush_notices(self) -> None:
+        for ev in self.core.take_notices():
+            self._deliver_notice(ev)
+            if type(ev) is Resubscribed and self.config.backfill_klines:
+                self._background(self._backfill(self.core.backfill_requests(ev.gaps)))
 
     def _background(self, aw: Any) -> None:
         task = asyncio.ensure_future(aw)
         self._bg.add(task)
         task.add_done_callback(self._bg.discard)
 
-    # -- gaps ------------------------------------------------------------------------------------------
-
-    def _resubscribed(self) -> None:
-        if self._offline_since is None:
-            return
-        now = int(time.time() * 1000)
-        gaps = []
-        for pair in sorted(self.book.pairs()):
-            last = self._last_push.get(pair[0], {}).get(pair[1])
-            gap = Gap(pair[0], pair[1], self._offline_since, now, last)
-            self._open_gaps[pair] = len(self.gaps)
-            self.gaps.append(gap)
-            gaps.append(gap)
-        self._emit(Resubscribed(gaps))
-        if self.config.backfill_klines:
-            self._background(self._backfill(gaps))
-
-    def _close_gap(self, pair: tuple[str, str], market_t: int) -> None:
-        i = self._open_gaps.pop(pair, None)
-        if i is not None:
-            self.gaps[i] = replace(self.gaps[i], first_after=market_t)
-
-    async def _backfill(self, gaps: list[Gap]) -> None:
+    async def _backfill(self, requests: list[tuple[int, str, int, int | None]]) -> None:
         """Closed candles the drop made us miss, merged so no candle is delivered twice."""
         base = self.config.rest_url or rest_base(self.url)
-        for gap in gaps:
-            if not gap.channel.startswith("kline:"):
-                continue
-            ty = int(gap.channel.split(":")[1])
-            period = _KLINE_PERIOD_S.get(ty, 86400 * 31)
-            seen = self._kline_seen.get((ty, gap.symbol))
-            missed = (gap.offline_to - gap.offline_from) // 1000 // period + 2
+        for ty, symbol, count, seen in requests:
             try:
-                rows = await batch_kline(base, self.business, self.api_key, ty, missed, gap.symbol)
+                rows = await batch_kline(base, self.business, self.api_key, ty, count, symbol)
             except Exception as e:  # a failed backfill is reported, never fatal
-                self._emit(ServerError(0, f"kline backfill failed for {gap.symbol}: {e}"))
+                msg = mask_text(f"kline backfill failed for {symbol}: {e}", self.api_key)
+                self._deliver_notice(ServerError(0, msg))
                 continue
-            for row in reversed(rows):  # oldest first
-                t = int(row["t"])
-                if seen is not None and t < seen:
-                    continue
-                raw = {"s": gap.symbol, "ty": ty, **row}
-                self._kline_seen[(ty, gap.symbol)] = max(self._kline_seen.get((ty, gap.symbol), 0), t)
-                ev = Kline(raw, backfill=True)
-                if self.on_event is None:
+            events = self.core.merge_backfill(ty, symbol, rows, seen)
+            if self._inline:
+                self._call_each(events)
+            else:
+                for ev in events:
                     await self.queue.put(ev)
-                else:
-                    await self._call(ev)
+
+    def _deliver_notice(self, ev: Any) -> None:
+        log.info("%s", ev)
+        if self._inline:
+            self._call_each([ev])
+        else:
+            self.queue.put_control(ev)

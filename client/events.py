@@ -130,7 +130,7 @@ class Kline(Push):
         return out
 
 
-# -- lifecycle (never dropped by the event queue) ---------------------------------------------------------
+# -- lifecycle: connection events skip the queue's line and are never dropped -----------------------------
 
 
 @dataclass(frozen=True)
@@ -146,7 +146,7 @@ class Lifecycle:
 
 @dataclass(frozen=True)
 class Connected(Lifecycle):
-    url: str
+    url: str  # with the API key masked
     attempt: int  # failed attempts before this one since the last healthy session
 
 
@@ -184,4 +184,14 @@ class ServerError(Lifecycle):
     trace: str = ""
 
 
-Event = Trade | Depth | Kline | Connected | Disconnected | Resubscribed | ServerError
+@dataclass(frozen=True)
+class BadFrame(Lifecycle):
+    """A frame the client could not use (a push without `t`, a kline `t` that is not a number, broken
+    JSON, an unknown code): reported, counted in `stats()`, and skipped; the stream goes on. It travels
+    in the data queue, in order with the pushes around it, so a flood of them is bounded like pushes."""
+
+    reason: str
+    frame: str  # the frame's start, as received
+
+
+Event = Trade | Depth | Kline | Connected | Disconnected | Resubscribed | ServerError | BadFrame

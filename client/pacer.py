@@ -47,6 +47,13 @@ class Pacer:
         # Wait until enough old sends leave the window to get under the budget again.
         return sent[len(sent) - self.budget] + span - now
 
+    def ready_at(self) -> float:
+        """The earliest time the next frame may go out (in the past when it may go now)."""
+        sent, budget = self._sent, self.budget
+        if len(sent) < budget:
+            return float("-inf")
+        return sent[len(sent) - budget] + self.window + self.margin
+
     def record(self, now: float) -> None:
         self._sent.append(now)
 

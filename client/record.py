@@ -30,6 +30,8 @@ from infoway_mock.schemas.codes import LEGACY_TRADE_PUSH, PUSH_DEPTH, PUSH_KLINE
 from .events import Connected, Depth, Disconnected, Kline, ServerError, Trade
 
 TOOL = "infoway-client 0.1.0"
+# WebSocket close codes (RFC 6455 7.4), not Infoway message codes: below them, a code is an error frame's.
+CLOSE_CODES = range(1000, 5000)
 _CLOSED = re.compile(r"closed (\d{4})\b\s*(.*)")
 _HTTP = re.compile(r"HTTP (\d{3})")
 
@@ -81,7 +83,7 @@ class Recorder:
             return
         closed = _CLOSED.search(reason)
         if closed is not None:
-            error = ev.code if ev.code is not None and ev.code < 1000 else None
+            error = ev.code if ev.code is not None and ev.code not in CLOSE_CODES else None
             code = int(closed.group(1))
             self._end("server", code, closed.group(2).strip(), error)
         elif "dead peer" in reason or "idle" in reason:
@@ -94,7 +96,7 @@ class Recorder:
     def _end(self, by: str, code: int | None, reason: str = "", error: int | None = None) -> None:
         if self.conn is None:
             return
-        if code is None or not 1000 <= code <= 4999:
+        if code is None or code not in CLOSE_CODES:
             self.writer.event("reset", conn=self.conn, by=by, how="eof")
         else:
             self.writer.event("close", conn=self.conn, by=by, code=code, reason=reason, error=error)

@@ -11,16 +11,21 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from infoway_mock.schemas.codes import (
+    SUB_DEPTH,
+    SUB_KLINE,
+    SUB_TRADE,
+    UNSUB_DEPTH,
+    UNSUB_KLINE,
+    UNSUB_TRADE,
+)
+
 # A channel: "trade", "depth", or "kline:<type>".
 TRADE, DEPTH = "trade", "depth"
 
 
 def kline_channel(ty: int) -> str:
     return f"kline:{ty}"
-
-
-def channel_of(event_kind: str, raw: dict[str, Any]) -> str:
-    return kline_channel(raw["ty"]) if event_kind == "kline" else event_kind
 
 
 @dataclass
@@ -61,6 +66,9 @@ class SubscriptionBook:
             self.klines.pop(int(channel.split(":")[1]), None)
         return gone
 
+    def has_any(self) -> bool:
+        return bool(self.trades or self.depth or self.klines)
+
     def pairs(self) -> set[tuple[str, str]]:
         out = {(TRADE, s) for s in self.trades} | {(DEPTH, s) for s in self.depth}
         for ty, syms in self.klines.items():
@@ -85,22 +93,24 @@ class SubscriptionBook:
 
     def subscribe_frames(self, channel: str, symbols: Iterable[str]) -> list[dict[str, Any]]:
         if channel == TRADE:
-            return [{"code": 10000, "data": {"codes": c}} for c in self._batches(symbols)]
+            return [{"code": SUB_TRADE, "data": {"codes": c}} for c in self._batches(symbols)]
         if channel == DEPTH:
-            return [{"code": 10003, "data": {"codes": c}} for c in self._batches(symbols)]
+            return [{"code": SUB_DEPTH, "data": {"codes": c}} for c in self._batches(symbols)]
         ty = int(channel.split(":")[1])
-        return [{"code": 10006, "data": {"arr": [{"type": ty, "codes": c}]}} for c in self._batches(symbols)]
+        return [
+            {"code": SUB_KLINE, "data": {"arr": [{"type": ty, "codes": c}]}} for c in self._batches(symbols)
+        ]
 
     def unsubscribe_frames(self, channel: str, symbols: Iterable[str] | None) -> list[dict[str, Any]]:
         if channel in (TRADE, DEPTH):
-            code = 11000 if channel == TRADE else 11001
+            code = UNSUB_TRADE if channel == TRADE else UNSUB_DEPTH
             if symbols is None:
                 return [{"code": code}]
             return [{"code": code, "data": {"codes": c}} for c in self._batches(symbols)]
         ty = channel.split(":")[1]
         if symbols is None:
-            return [{"code": 11002, "data": {"klineTypes": ty}}]
-        return [{"code": 11002, "data": {"codes": c, "klineTypes": ty}} for c in self._batches(symbols)]
+            return [{"code": UNSUB_KLINE, "data": {"klineTypes": ty}}]
+        return [{"code": UNSUB_KLINE, "data": {"codes": c, "klineTypes": ty}} for c in self._batches(symbols)]
 
     def replay_frames(self) -> list[dict[str, Any]]:
         """Everything desired, batched: one request per channel per max_codes symbols; kline types with
@@ -116,13 +126,21 @@ class SubscriptionBook:
         for codes, types in by_symbols.items():
             arr_batch += [{"type": ty, "codes": codes} for ty in types]
         for i in range(0, len(arr_batch), 12):  # the server takes at most 12 entries per request
-            frames.append({"code": 10006, "data": {"arr": arr_batch[i : i + 12]}})
+            frames.append({"code": SUB_KLINE, "data": {"arr": arr_batch[i : i + 12]}})
         return frames
 
     # -- acks --------------------------------------------------------------------------------------------
 
-    def sent(self, trace: str, frame: dict[str, Any], now: float, connection: int, needs_ack: bool) -> None:
-        self.pending[trace] = Pending(trace, frame, now, connection, needs_ack=needs_ack)
+    def sent(
+        self,
+        trace: str,
+        frame: dict[str, Any],
+        now: float,
+        connection: int,
+        needs_ack: bool,
+        attempts: int = 1,
+    ) -> None:
+        self.pending[trace] = Pending(trace, frame, now, connection, attempts, needs_ack)
 
     def ack(self, trace: str, connection: int) -> Pending | None:
         """The pending request this ack confirms; None for stale or unknown traces."""
@@ -137,6 +155,11 @@ class SubscriptionBook:
     def forget_connection(self, connection: int) -> None:
         """A connection ended: its requests will be replayed from the desired set, not retried."""
         self.pending = {t: p for t, p in self.pending.items() if p.connection != connection}
+
+    def oldest_unacked(self, connection: int) -> float | None:
+        """When the oldest request of this connection still owed an ack was sent (None: none owed)."""
+        times = [p.sent_at for p in self.pending.values() if p.connection == connection and p.needs_ack]
+        return min(times, default=None)
 
     def awaiting(self, connection: int) -> int:
         return sum(1 for p in self.pending.values() if p.connection == connection and p.needs_ack)

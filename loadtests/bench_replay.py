@@ -62,7 +62,7 @@ class _Counter(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
 
-    def data_received(self, data: bytes) -> None:
+    def data_received(self, data: bytes) -> None:  # noqa: C901 (the consumer's hot loop, inlined on purpose)
         if not self.upgraded.done():
             self._head += data
             end = self._head.find(b"\r\n\r\n")
@@ -260,10 +260,60 @@ def raw_firehose_server(port_w: Any, ctl: Any, frames_file: str) -> None:
     asyncio.run(_raw_firehose_main(port_w, ctl, frames_file))
 
 
+class _RawFirehose(asyncio.Protocol):
+    """A raw asyncio transport: the handshake by hand, then the pre-joined chunks, flow-controlled."""
+
+    def __init__(self, chunks: list[bytes], counts: list[int], state: dict[str, int]) -> None:
+        self.chunks, self.counts, self.state = chunks, counts, state
+        self.head = b""
+        self.accepted = self.started = self.paused = False
+        self.i = 0
+
+    def connection_made(self, transport: Any) -> None:
+        self.t = transport
+        transport.set_write_buffer_limits(high=HIGH_WATER)
+
+    def data_received(self, data: bytes) -> None:
+        from websockets.utils import accept_key
+
+        if self.started:
+            return
+        self.head += data
+        if not self.accepted:
+            end = self.head.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            key = next(
+                line.split(b":", 1)[1].strip().decode()
+                for line in self.head[:end].split(b"\r\n")
+                if line.lower().startswith(b"sec-websocket-key")
+            )
+            self.t.write(
+                b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                + f"Sec-WebSocket-Accept: {accept_key(key)}\r\n\r\n".encode()
+            )
+            self.accepted = True
+            self.head = self.head[end + 4 :]
+        if self.head:  # the subscribe frame: start
+            self.started = True
+            self.write_more()
+
+    def pause_writing(self) -> None:
+        self.paused = True
+
+    def resume_writing(self) -> None:
+        self.paused = False
+        self.write_more()
+
+    def write_more(self) -> None:
+        while not self.paused and not self.t.is_closing():
+            self.t.write(self.chunks[self.i])
+            self.state["sent"] += self.counts[self.i]
+            self.i = (self.i + 1) % len(self.chunks)
+
+
 async def _raw_firehose_main(port_w: Any, ctl: Any, frames_file: str) -> None:
     """The practical limit: an asyncio transport writing the same pre-joined bytes, flow-controlled."""
-    from websockets.utils import accept_key
-
     frames = _read_frames(frames_file)
     chunks, counts = [], []
     buf: list[bytes] = []
@@ -278,54 +328,8 @@ async def _raw_firehose_main(port_w: Any, ctl: Any, frames_file: str) -> None:
         counts.append(len(buf))
     state = {"sent": 0}
     done = asyncio.Event()
-
-    class Raw(asyncio.Protocol):
-        def connection_made(self, transport: Any) -> None:
-            self.t = transport
-            self.head = b""
-            self.accepted = False
-            self.started = False
-            self.i = 0
-            transport.set_write_buffer_limits(high=HIGH_WATER)
-            self.paused = False
-
-        def data_received(self, data: bytes) -> None:
-            if self.started:
-                return
-            self.head += data
-            if not self.accepted:
-                end = self.head.find(b"\r\n\r\n")
-                if end < 0:
-                    return
-                key = next(
-                    line.split(b":", 1)[1].strip().decode()
-                    for line in self.head[:end].split(b"\r\n")
-                    if line.lower().startswith(b"sec-websocket-key")
-                )
-                self.t.write(
-                    b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                    + f"Sec-WebSocket-Accept: {accept_key(key)}\r\n\r\n".encode()
-                )
-                self.accepted = True
-                self.head = self.head[end + 4 :]
-            if self.head:  # the subscribe frame: start
-                self.started = True
-                self.write_more()
-
-        def pause_writing(self) -> None:
-            self.paused = True
-
-        def resume_writing(self) -> None:
-            self.paused = False
-            self.write_more()
-
-        def write_more(self) -> None:
-            while not self.paused and not self.t.is_closing():
-                self.t.write(chunks[self.i])
-                state["sent"] += counts[self.i]
-                self.i = (self.i + 1) % len(chunks)
-
-    server = await asyncio.get_running_loop().create_server(Raw, "127.0.0.1", 0)
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(lambda: _RawFirehose(chunks, counts, state), "127.0.0.1", 0)
     port_w.send(server.sockets[0].getsockname()[1])
     serve_control(ctl, lambda: (time.process_time(), state["sent"]), done.set)
     await done.wait()

@@ -3,24 +3,9 @@
 from __future__ import annotations
 
 import multiprocessing as mp
-import statistics
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
-
-
-@dataclass
-class Series:
-    """Repeated measurements of one thing; benchmarks report the median."""
-
-    name: str
-    unit: str
-    values: list[float] = field(default_factory=list)
-
-    @property
-    def median(self) -> float:
-        return statistics.median(self.values) if self.values else float("nan")
 
 
 def alternate(candidates: dict[str, Callable[[], float]], repetitions: int) -> dict[str, list[float]]:

@@ -38,12 +38,14 @@ import locust.stats
 import websocket  # websocket-client
 from locust import User, constant, events, task
 
+from infoway_mock.schemas.codes import HEARTBEAT, PUSH_CODES, REQUESTS, SUBSCRIBE_FOR_CHANNEL, is_error
+
 POOL = {
     "crypto": ["BTCUSDT", "ETHUSDT", "SOLUSDT", "BNBUSDT", "XRPUSDT", "DOGEUSDT"],
     "common": ["XAUUSD", "EURUSD", "USOIL", "GBPUSD", "USDJPY", "HK50"],
     "stock": ["AAPL.US", "TSLA.US", "00700.HK", "600519.SH", "MSFT.US", "NVDA.US"],
 }
-SUBSCRIBE = {"trade": 10000, "depth": 10003, "kline": 10006}
+SUBSCRIBE = SUBSCRIBE_FOR_CHANNEL
 YIELD_EVERY = 16  # frames read before the reader lets other greenlets run
 
 
@@ -124,7 +126,7 @@ class InfowayUser(User):
 
     @task
     def heartbeat(self) -> None:
-        self._send({"code": 10010, "trace": f"hb-{self.n}-{time.monotonic_ns()}"})
+        self._send({"code": HEARTBEAT, "trace": f"hb-{self.n}-{time.monotonic_ns()}"})
 
     # -- connection ------------------------------------------------------------------------------------
 
@@ -156,7 +158,7 @@ class InfowayUser(User):
             if channel == "kline":
                 data = {"arr": [{"type": t, "codes": data["codes"]} for t in self.kline_types]}
             trace = f"{channel}-{self.n}-{time.monotonic_ns()}"
-            self.pending[trace] = (SUBSCRIBE[channel] + 1, time.perf_counter())
+            self.pending[trace] = (REQUESTS[SUBSCRIBE[channel]].ack, time.perf_counter())
             self._send({"code": SUBSCRIBE[channel], "trace": trace, "data": data})
         return True
 
@@ -211,10 +213,10 @@ class InfowayUser(User):
         if not isinstance(frame, dict):
             return
         code = frame.get("code")
-        if "traceId" in frame or (isinstance(code, int) and 500 <= code <= 516):
+        if "traceId" in frame or is_error(code):
             self._fire(f"error {code}", 0, exc=RuntimeError(f"{code} {frame.get('msg', '')}"))
             return
-        if code in (10002, 10005, 10008, 10000) and isinstance(frame.get("data"), dict):
+        if code in PUSH_CODES and isinstance(frame.get("data"), dict):
             st = frame.get("st")
             latency = max(0.0, now * 1000 - st) if isinstance(st, int | float) else 0.0
             self._fire(f"push {code}", latency, len(message))

@@ -99,7 +99,7 @@ def locust_cmd(args: argparse.Namespace, url: str, prefix: Path) -> list[str]:
     ]
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 (one line per option)
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--users", type=int, default=200)
     ap.add_argument("--spawn-rate", type=float, default=50)

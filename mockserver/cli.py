@@ -20,6 +20,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from infoway_mock.schemas import documents
+
+from . import conformance
 from . import proxy as proxy_mod
 from . import replay as replay_mod
 from . import scenario as scenario_mod
@@ -98,6 +101,26 @@ def _serve_parser(sub: Any) -> None:
         "--report", help="write the contract report here at shutdown (JSON; a .txt summary beside it)"
     )
     s.add_argument("--control-token", help="token for the /control endpoint (default: random, printed)")
+    s.add_argument(
+        "--workers",
+        type=int,
+        help="run N mock processes behind HAProxy (Debian package haproxy), routed by API key with "
+        "consistent hashing: per-key quotas stay exact, every process streams the same seeded market; "
+        "one control endpoint, /metrics and report for the group",
+    )
+    s.add_argument(
+        "--worker",
+        metavar="I/N",
+        help="this process is worker I of N in a group (set by --workers, or by hand for a multi-host "
+        "group): it takes connection ids I, I+N, I+2N...",
+    )
+    s.add_argument(
+        "--clock-anchor",
+        type=int,
+        metavar="EPOCH_MS",
+        help="the wall time at which market time is --start (default: now): processes given the same "
+        "anchor, seed and start stream the same frames (set by --workers)",
+    )
     s.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     s.set_defaults(run=_serve_command)
 
@@ -189,6 +212,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("scenarios", help="list the shipped scenarios").set_defaults(run=_scenarios)
     _fault_parser(sub)
     _report_parser(sub)
+    conformance.add_parser(sub)
+    _spec_parser(sub)
     proxy_mod.add_command(sub)
     replay_mod.add_command(sub)
     return parser
@@ -206,6 +231,15 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
             setattr(cfg, name, value)
     if args.start is not None:
         cfg.start_ms = args.start
+    if args.clock_anchor is not None:
+        cfg.clock_anchor_ms = args.clock_anchor
+        if cfg.start_ms is None:
+            cfg.start_ms = args.clock_anchor
+    if args.worker:
+        index, _, total = args.worker.partition("/")
+        if not (index.isdigit() and total.isdigit() and 1 <= int(index) <= int(total)):
+            raise ValueError(f"--worker {args.worker!r}: expected I/N with 1 <= I <= N, e.g. 2/4")
+        cfg.conn_id_offset, cfg.conn_id_stride = int(index), int(total)
     if args.control_token:
         cfg.control_token = args.control_token
     cfg.send_timestamp = cfg.send_timestamp or args.send_timestamp
@@ -325,9 +359,12 @@ class _UsageError(Exception):
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from .cluster import ClusterError
     from .control import ControlError
 
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    args.argv = argv[argv.index("serve") + 1 :] if args.command == "serve" else []
     logging.basicConfig(
         level=logging.DEBUG if getattr(args, "verbose", False) else logging.INFO,
         format="%(asctime)s %(levelname)s %(message)s",
@@ -336,40 +373,102 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.getLogger("websockets").setLevel(logging.WARNING)
     try:
         return int(args.run(args))
-    except (ValueError, OSError, ControlError, _UsageError) as e:
+    except (ValueError, OSError, ControlError, _UsageError, ClusterError) as e:
         print(f"infoway-mock {args.command}: {e}", file=sys.stderr)
         return 2
 
 
 def _serve_command(args: argparse.Namespace) -> int:
-    playback: float | None = None
-    if args.replay or args.firehose is not None:
-        if args.replay and args.firehose is not None:
-            raise _UsageError("--replay and --firehose are two sources of pushes: give one")
-        playback, args.speed = args.speed, None  # the playback speed, not the (absent) market's
-    elif args.speed is not None and math.isinf(args.speed):
-        raise _UsageError("--speed max plays a capture or the firehose: use it with --replay or --firehose")
-    elif args.loop:
-        raise _UsageError("--loop repeats a capture or the firehose: use it with --replay or --firehose")
+    playback = _playback(args)
+    if args.workers:
+        return _serve_group(args)
     cfg = config_from_args(args)
     scenario = scenario_mod.load(args.scenario) if args.scenario else None
     if scenario is not None:
         config_from_dict({"server": scenario.server}, cfg)
-    feed = None
+    asyncio.run(_serve(cfg, scenario, args.report, _feed(args, cfg, playback)))
+    return 0
+
+
+def _playback(args: argparse.Namespace) -> float | None:
+    """The playback speed of --replay/--firehose (taken out of --speed, which is the market's otherwise)."""
+    if not (args.replay or args.firehose is not None):
+        if args.speed is not None and math.isinf(args.speed):
+            raise _UsageError("--speed max plays a capture or the firehose: give --replay or --firehose")
+        if args.loop:
+            raise _UsageError("--loop repeats a capture or the firehose: use it with --replay or --firehose")
+        return None
+    if args.replay and args.firehose is not None:
+        raise _UsageError("--replay and --firehose are two sources of pushes: give one")
+    if args.workers:
+        # Each worker would play the capture to its own share of the connections: not one replay.
+        raise _UsageError("--replay and --firehose serve one process: leave out --workers")
+    playback, args.speed = args.speed, None
+    return playback
+
+
+def _feed(args: argparse.Namespace, cfg: ServerConfig, playback: float | None) -> Any:
     if args.replay:
-        feed = replay_mod.ReplayFeed(replay_mod.load(args.replay), speed=playback or 1.0, loop=args.loop)
-    elif args.firehose is not None:
+        return replay_mod.ReplayFeed(replay_mod.load(args.replay), speed=playback or 1.0, loop=args.loop)
+    if args.firehose is not None:
         from .firehose import render
 
-        timeline = render(cfg, args.firehose)
-        feed = replay_mod.ReplayFeed(timeline, speed=playback or math.inf, loop=args.loop)
-    asyncio.run(_serve(cfg, scenario, args.report, feed))
+        return replay_mod.ReplayFeed(render(cfg, args.firehose), speed=playback or math.inf, loop=args.loop)
+    return None
+
+
+def _serve_group(args: argparse.Namespace) -> int:
+    """serve --workers N: the supervisor. Workers get this command line minus what only the group has."""
+    import secrets
+
+    from .cluster import run_cluster
+
+    config_from_args(args)  # refuse a bad command line here, once, rather than in every worker
+    if args.report:
+        raise _UsageError("--report with --workers: ask the group with `infoway-mock report --port PORT`")
+    argv = list(args.argv)
+    drop = {"--workers", "--host", "--port", "--control-token", "--worker", "--clock-anchor", "--report"}
+    worker_args: list[str] = []
+    skip = False
+    for i, a in enumerate(argv):
+        if skip:
+            skip = False
+            continue
+        name = a.split("=", 1)[0]
+        if name in drop:
+            skip = "=" not in a and i + 1 < len(argv)
+            continue
+        worker_args.append(a)
+    token = args.control_token or secrets.token_urlsafe(16)
+    asyncio.run(run_cluster(args.workers, args.host, args.port, worker_args, token))
     return 0
 
 
 def _scenarios(args: argparse.Namespace) -> int:
     for sc in scenario_mod.shipped():
         print(f"{sc.name:26} {sc.duration:5.0f}s  {sc.description}")
+    return 0
+
+
+def _spec_parser(sub: Any) -> None:
+    p = sub.add_parser(
+        "spec",
+        help="print an API document, self-contained: openapi (REST) or asyncapi (WebSockets)",
+        description="Print the OpenAPI 3.1 (REST) or AsyncAPI 3.0 (WebSocket) document with every schema "
+        "inlined, as a running mock serves it at /openapi.yaml and /asyncapi.yaml.",
+    )
+    p.add_argument("document", choices=sorted(documents.DOCUMENTS), help="which document")
+    p.add_argument("--format", choices=("yaml", "json"), default="yaml", help="output format (default yaml)")
+    p.add_argument(
+        "--server-url",
+        help="the mock the document should name, e.g. http://127.0.0.1:9000 (default: the placeholder "
+        "http://127.0.0.1:8765 and the live service)",
+    )
+    p.set_defaults(run=_spec)
+
+
+def _spec(args: argparse.Namespace) -> int:
+    sys.stdout.write(documents.render(args.document, server_url=args.server_url, fmt=args.format))
     return 0
 
 

@@ -21,13 +21,19 @@ class Clock:
         monotonic: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
         held: bool = False,
+        anchor_ms: int | None = None,
     ) -> None:
         self.speed = speed
         self.monotonic = monotonic
         self.wall = wall
-        self._mono0 = monotonic()
         self.start_ms = int(wall() * 1000) if start_ms is None else int(start_ms)
         self.held = held
+        # Anchored to the wall clock (worker groups): processes started at different moments agree on
+        # market time, as long as their clocks do (one machine, or NTP across machines).
+        self.anchor_ms = anchor_ms
+        self._mono0 = monotonic()
+        if anchor_ms is not None:
+            self._mono0 -= (wall() * 1000 - anchor_ms) / 1000.0
 
     def market_ms(self, mono: float | None = None) -> int:
         if self.held:

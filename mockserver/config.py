@@ -79,6 +79,12 @@ class ServerConfig:
     # held at start_ms until the first subscription (+ start_settle s), so runs are frame-for-frame equal.
     start_ms: int | None = None
     start_settle: float = 0.2
+    # Worker groups (serve --workers): market time follows the wall clock from this anchor (epoch ms at
+    # which market time is start_ms), so every process computes the same market time and streams the same
+    # frames; and connection ids are offset + k * stride, unique across the group.
+    clock_anchor_ms: int | None = None
+    conn_id_offset: int = 1
+    conn_id_stride: int = 1
     trade_rate: float = 2.0  # trades per second of market time, per symbol
     # "always": every symbol streams 24/7 (CI never depends on the time of day); "real": exchange sessions
     # (trading_hours.py), a closed market acks subscriptions and stays silent, as live.

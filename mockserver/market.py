@@ -222,7 +222,7 @@ class Market:
             out.sort(key=_trade_time)
         return out
 
-    def _generate(self, st: _Symbol, end: int, out: list[Trade]) -> None:
+    def _generate(self, st: _Symbol, end: int, out: list[Trade]) -> None:  # noqa: PLR0915 (hot loop, inlined on purpose)
         """Trades of one symbol at times t < end (stamped int(t) <= end - 1)."""
         inst = st.inst
         rng = st.rng

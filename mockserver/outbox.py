@@ -143,7 +143,7 @@ class Outbox:
             for conn in subs:
                 self._deliver(conn, [wire])
 
-    def push_trades(
+    def push_trades(  # noqa: C901 (the fan-out hot loop, inlined on purpose)
         self,
         trades: list[dict[str, Any]],
         hub_trades: dict[str, set[Any]],

@@ -254,20 +254,10 @@ class UpstreamLink(asyncio.Protocol):
             if event is h11.NEED_DATA:
                 return
             if isinstance(event, h11.InformationalResponse):
-                if event.status_code != 101:
-                    continue  # 100 Continue and the like
-                got = dict((n.decode("latin-1").lower(), v.decode("latin-1")) for n, v in event.headers)
-                if got.get("sec-websocket-accept") != accept_key(self._key):
-                    self._fail_handshake(ConnectionError("the server's Sec-WebSocket-Accept is wrong"))
+                if event.status_code == 101:
+                    self._switched(event, http)
                     return
-                trailing, _ = http.trailing_data
-                self._http = None
-                self.state = "open"
-                if not self._handshake.done():
-                    self._handshake.set_result(None)
-                if trailing:
-                    self._frames(bytes(trailing))
-                return
+                continue  # 100 Continue and the like
             if isinstance(event, h11.Response):
                 self._refused = event
             elif isinstance(event, h11.Data):
@@ -277,6 +267,19 @@ class UpstreamLink(asyncio.Protocol):
             elif isinstance(event, h11.EndOfMessage | h11.ConnectionClosed):
                 self._finish_refusal()
                 return
+
+    def _switched(self, event: h11.InformationalResponse, http: h11.Connection) -> None:
+        got = {n.decode("latin-1").lower(): v.decode("latin-1") for n, v in event.headers}
+        if got.get("sec-websocket-accept") != accept_key(self._key):
+            self._fail_handshake(ConnectionError("the server's Sec-WebSocket-Accept is wrong"))
+            return
+        trailing, _ = http.trailing_data
+        self._http = None
+        self.state = "open"
+        if not self._handshake.done():
+            self._handshake.set_result(None)
+        if trailing:
+            self._frames(bytes(trailing))  # the server's first frames came with its 101
 
     def _finish_refusal(self) -> None:
         refused = self._refused

@@ -75,6 +75,12 @@ class Pump:
             self.news_step = max(1, round(news_interval * 1000 * speed))
 
     async def run(self) -> None:
+        # A fixed rate, not a fixed pause after each step: every connection gets its frames on the same
+        # cadence however much work a step took, so writes per connection (and so the cost per frame)
+        # do not depend on how busy the process is. A step that overruns its slot starts the next at once;
+        # one that falls further behind does not burst to catch up.
+        loop = asyncio.get_running_loop()
+        tick = loop.time()
         while True:
             if not self.backlogged():
                 try:
@@ -82,7 +88,11 @@ class Pump:
                 except Exception:
                     self.metrics.pump_errors += 1
                     log.exception("market pump step failed; the pump goes on")
-            await asyncio.sleep(self.interval)  # the pump's own cadence, not a wait for an event
+            tick += self.interval
+            now = loop.time()
+            if tick < now - self.interval:
+                tick = now
+            await asyncio.sleep(max(0.0, tick - now))  # the pump's own cadence, not a wait for an event
 
     def step(self, target_ms: int) -> None:
         """Advance the market to target_ms, pushing everything due, in market-time order."""

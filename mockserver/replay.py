@@ -521,7 +521,7 @@ class FeedPorts:
 
 
 class _Play:
-    __slots__ = ("base", "conn", "done", "episode", "index", "open_base", "passes", "plan", "timer")
+    __slots__ = ("base", "conn", "done", "episode", "index", "open_base", "plan", "timer")
 
     def __init__(self, conn: Any, episode: Episode | None, now: float) -> None:
         self.conn = conn
@@ -531,7 +531,6 @@ class _Play:
         self.index = 0
         self.timer: asyncio.TimerHandle | None = None
         self.done = episode is None
-        self.passes = 0
         self.plan: list[Any] | None = None  # --speed max: the writes left
 
 
@@ -725,7 +724,6 @@ class ReplayFeed:
         if first >= len(ep.items):
             play.done = True  # nothing after the anchor to repeat
             return
-        play.passes += 1
         play.base += ep.span / self.speed
         play.index = first
         self._arm(play)
@@ -841,7 +839,6 @@ class ReplayFeed:
             self.ports.send(conn, [data], counts)
         if not plan and not play.done:
             if self.loop and play.episode is not None:
-                play.passes += 1
                 self._burst_start(play)  # the whole pass again, as soon as the client has taken it
             else:
                 play.done = True

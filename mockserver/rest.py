@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import unquote
 
 import orjson
 
@@ -155,12 +156,14 @@ class RestService:
 
     def _route(self, m: re.Match[str], query: Mapping[str, str], body: bytes) -> Any:
         business = m["b"]
+        # Segments are matched encoded (an encoded "/" stays inside its segment), then decoded, as servers
+        # decode path variables: Swagger UI and generated clients send `BTCUSDT%2CETHUSDT` for a list.
         if m["trade"]:
-            return self._trades(business, m["trade"])
+            return self._trades(business, unquote(m["trade"]))
         if m["depth"]:
-            return self._depth(business, m["depth"])
+            return self._depth(business, unquote(m["depth"]))
         if m["kline"]:
-            return self._klines(business, m["kt"], m["kn"], m["kline"])
+            return self._klines(business, unquote(m["kt"]), unquote(m["kn"]), unquote(m["kline"]))
         return self._klines_v2(business, body)
 
     def _trades(self, business: str, raw: str) -> list[dict[str, Any]]:

@@ -36,6 +36,7 @@ from .clock import Clock
 from .config import ServerConfig, config_from_dict, mask_key
 from .connection import Connection, HttpRequest, HttpResponse, Limits
 from .control import ControlChannel
+from .documents import document_routes, get_only
 from .fanout import text_frame
 from .faults import FaultEngine
 from .handshake import WS_PATH, Accept, Gate, Refusals, Upgrade
@@ -151,7 +152,12 @@ class MockServer:
     def __init__(self, config: ServerConfig | None = None, *, clock: Clock | None = None) -> None:
         cfg = self.config = config or ServerConfig()
         # A fixed start time makes runs reproducible: the market waits for the first subscription.
-        self.clock = clock or Clock(cfg.speed, cfg.start_ms, held=cfg.start_ms is not None)
+        self.clock = clock or Clock(
+            cfg.speed,
+            cfg.start_ms,
+            held=cfg.start_ms is not None and cfg.clock_anchor_ms is None,
+            anchor_ms=cfg.clock_anchor_ms,
+        )
         catalogue = Catalogue.default()
         self.catalogue = catalogue.only(cfg.symbols) if cfg.symbols else catalogue
         self.market = Market(
@@ -229,7 +235,8 @@ class MockServer:
             max_send_buffer=cfg.max_send_buffer,
         )
         self._handshaker = ServerProtocol()  # validates upgrades and builds the 101 (websockets' own checks)
-        self._ids = itertools.count(1)
+        # Connection ids; in a group of worker processes each takes every Nth id, so ids stay unique.
+        self._ids = itertools.count(cfg.conn_id_offset, cfg.conn_id_stride)
         self._rng = random.Random(cfg.seed)
         self._listener: asyncio.Server | None = None
         self._pump_task: asyncio.Task[None] | None = None
@@ -239,8 +246,10 @@ class MockServer:
         self._release_scheduled = False
         self.routes: dict[str, Callable[[HttpRequest], HttpResponse]] = {}
         self.feed: Feed | None = None  # pushes from a replayed capture or the firehose instead of the pump
-        self.route("/healthz", self._healthz)
-        self.route("/metrics", self._metrics)
+        self.route("/healthz", get_only(self._healthz))
+        self.route("/metrics", get_only(self._metrics))
+        for path, handler in document_routes(lambda: self.http_url):
+            self.route(path, handler)
         self._register_gauges()
 
     # -- lifecycle -------------------------------------------------------------------------------------

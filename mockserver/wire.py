@@ -55,7 +55,7 @@ class FrameReader:
         self._frag_op = 0
         self._frag_size = 0
 
-    def feed(self, data: bytes) -> list[tuple[int, bytes, int]]:
+    def feed(self, data: bytes) -> list[tuple[int, bytes, int]]:  # noqa: C901, PLR0915 (the proxy's hot loop, inlined on purpose)
         if self._parts:
             self._parts.append(data)
             self._have += len(data)

@@ -183,23 +183,11 @@ MESSAGES: tuple[Message, ...] = (
 )
 
 REQUESTS: dict[int, Message] = {m.code: m for m in MESSAGES if m.direction == "client"}
-REPLIES: dict[int, Message] = {m.code: m for m in MESSAGES if m.direction == "server"}
 SUBSCRIBE_CODES = frozenset({SUB_TRADE, SUB_DEPTH, SUB_KLINE})
-UNSUBSCRIBE_CODES = frozenset({UNSUB_TRADE, UNSUB_DEPTH, UNSUB_KLINE})
-WS_REQUEST_CODES = frozenset(m.code for m in REQUESTS.values() if "ws" in m.sockets)
-NEWS_REQUEST_CODES = frozenset(m.code for m in REQUESTS.values() if "news" in m.sockets)
 ACK_CODES = frozenset({SUB_TRADE_ACK, SUB_DEPTH_ACK, SUB_KLINE_ACK, SUB_NEWS_ACK, UNSUB_ACK, HEARTBEAT_ACK})
 PUSH_CODES = frozenset({PUSH_TRADE, PUSH_DEPTH, PUSH_KLINE, PUSH_NEWS, LEGACY_TRADE_PUSH})
 
-#: Which push code carries which subscription channel (trade, depth, kline).
-PUSH_FOR_CHANNEL = {"trade": PUSH_TRADE, "depth": PUSH_DEPTH, "kline": PUSH_KLINE, "news": PUSH_NEWS}
 SUBSCRIBE_FOR_CHANNEL = {"trade": SUB_TRADE, "depth": SUB_DEPTH, "kline": SUB_KLINE, "news": SUB_NEWS}
-UNSUBSCRIBE_FOR_CHANNEL = {
-    "trade": UNSUB_TRADE,
-    "depth": UNSUB_DEPTH,
-    "kline": UNSUB_KLINE,
-    "news": UNSUB_NEWS,
-}
 
 #: Kline `type` -> interval name (1=1m ... 12=1Y).
 KLINE_TYPES: dict[int, str] = {

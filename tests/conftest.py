@@ -50,8 +50,18 @@ async def make_server() -> AsyncIterator[Callable[..., Any]]:
 
 
 @pytest.fixture
-async def server(make_server: Callable[..., Any]) -> MockServer:
+async def server(make_server: Callable[..., Any], infoway_target: Any) -> Any:
+    """The in-process mock; in a live-parity run (--infoway-url), the server under test (a Target with the
+    same ws_url(business, key=...) and http_url)."""
+    if infoway_target is not None:
+        return infoway_target
     return await make_server()
+
+
+@pytest.fixture
+def api_key(infoway_target: Any) -> str:
+    """A key the server accepts: the mock's demo key, or INFOWAY_API_KEY in a live-parity run."""
+    return "demo" if infoway_target is None else infoway_target.api_key
 
 
 class WS:

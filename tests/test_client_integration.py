@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
+import socket
 import sys
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
@@ -144,14 +148,20 @@ async def test_cli_limit_is_reached_across_a_restart(server) -> None:
 
 
 async def test_stall_is_detected_by_the_watchdog_and_reconnected(server) -> None:
-    async with InfowayClient(server.ws_url(), **FAST) as client:
+    settings = {**FAST, "backoff_base": 1.0, "backoff_cap": 1.0}
+    async with InfowayClient(server.ws_url(), **settings) as client:
         await client.subscribe_trades("BTCUSDT")
         await next_of(client, Trade)
         await server.faults.apply(Fault("stall", conn=server.connection_ids()[0], seconds=30))
         t0 = time.monotonic()
         dropped = await next_of(client, Disconnected, timeout=5)
+        dropped_at = time.monotonic()
         assert "dead peer" in dropped.reason
-        assert time.monotonic() - t0 < FAST["dead_peer_timeout"] + 1.0
+        # One heartbeat period (stretched to fit the pacer's budget) plus the time its reply is owed.
+        assert dropped_at - t0 < client.core.heartbeat_every() + FAST["dead_peer_timeout"] + 1.0
+        await next_of(client, Connected, timeout=5)
+        # Our own abort must not cut short the wait the policy chose (a short session: backoff).
+        assert time.monotonic() - dropped_at >= dropped.retry_in - 0.02
         await next_of(client, Resubscribed, timeout=5)
         await next_of(client, Trade)
 
@@ -189,8 +199,11 @@ async def test_resubscribing_many_symbols_after_five_drops_never_trips_501(make_
 
 
 async def test_idle_client_is_never_timed_out(make_server) -> None:
-    srv = await make_server(heartbeat_timeout=1.0)
-    async with InfowayClient(srv.ws_url(), **{**FAST, "heartbeat_interval": 0.4}) as client:
+    # Time scaled down on both sides: a 1 s heartbeat timeout needs a rate window to match, or no
+    # client could heartbeat often enough within the server's own request limit.
+    srv = await make_server(heartbeat_timeout=1.0, rate_window=1.0)
+    settings = {**FAST, "heartbeat_interval": 0.4, "rate_window": 1.0}
+    async with InfowayClient(srv.ws_url(), **settings) as client:
         await client.wait_connected(5)
         deadline = time.monotonic() + 3 * 1.0
         while time.monotonic() < deadline:  # three timeout periods, idle but heartbeating
@@ -269,3 +282,249 @@ async def test_a_message_in_too_many_fragments_ends_the_session_and_is_retried()
             assert dropped.code == 1009 and "unreadable message" in dropped.reason
             await next_of(client, Connected, timeout=5)
             assert connections == 2
+
+
+# -- regressions of the client-core issue (each failed on the client before it) -----------------------
+
+
+def _trade(i: int) -> str:
+    return orjson.dumps(
+        {"code": 10002, "data": {"s": "BTCUSDT", "p": str(100 + i), "v": "1", "vw": "1", "t": 1_786_000 + i}}
+    ).decode()
+
+
+BAD_PUSHES = [
+    '{"code":10002,"data":{"s":"BTCUSDT","p":"1","v":"1","vw":"1"}}',  # a trade without t
+    '{"code":10005,"data":{"s":"BTCUSDT","a":[["2"],["1"]],"b":[["1"],["1"]]}}',  # depth without t
+    '{"code":10008,"data":{"s":"BTCUSDT","ty":1,"t":"soon","o":"1","h":"1","l":"1","c":"1","v":"1"}}',
+]
+
+
+@contextlib.asynccontextmanager
+async def scripted_server(after_subscribe: list[str]) -> AsyncIterator[str]:
+    """A bare loopback WebSocket server that answers the first subscribe with `after_subscribe` and
+    then idles: frames the mock would never send. Yields the URL (any key is accepted)."""
+    import websockets
+
+    async def handler(ws: Any) -> None:
+        await ws.send('{"code":200,"msg":"ws connect success"}')
+        async for message in ws:
+            frame = orjson.loads(message)
+            if frame["code"] == 10000:
+                await ws.send(orjson.dumps({"code": 10001, "trace": frame["trace"], "msg": "ok"}).decode())
+                for f in after_subscribe:
+                    await ws.send(f)
+
+    async with websockets.serve(handler, "127.0.0.1", 0) as srv:
+        port = srv.sockets[0].getsockname()[1]
+        yield f"ws://127.0.0.1:{port}/ws?business=crypto&apikey=s3cret-key-0042"
+
+
+async def test_bad_pushes_are_reported_counted_and_skipped_while_the_stream_goes_on() -> None:
+    frames = [_trade(1), *BAD_PUSHES, _trade(2)]
+    async with scripted_server(frames) as url, InfowayClient(url, **FAST) as client:
+        await client.subscribe_trades("BTCUSDT")
+        seen: list[Any] = []
+        assert (await next_of(client, Trade, seen=seen)).raw["t"] == 1_786_001
+        assert (await next_of(client, Trade, seen=seen)).raw["t"] == 1_786_002
+        bad = [ev for ev in seen if type(ev).__name__ == "BadFrame"]
+        assert [b.reason.split(" push")[0] for b in bad] == ["trade", "depth", "kline"]
+        stats = client.stats()
+        assert stats["bad_frames"] == 3 and stats["messages"]["trade"] == 2
+
+
+async def test_cli_skips_bad_frames_and_prints_every_good_trade() -> None:
+    frames = [_trade(i) for i in range(5)] + BAD_PUSHES + [_trade(i) for i in range(5, 20)]
+    async with scripted_server(frames) as url:
+        proc = await _cli("--url", url, "--trade", "BTCUSDT", "--limit", "20")
+        out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 0, err.decode()
+    assert [orjson.loads(line)["p"] for line in out.decode().splitlines()] == [
+        str(100 + i) for i in range(20)
+    ]
+    reports = [orjson.loads(line) for line in err.decode().splitlines() if line.startswith("{")]
+    assert [r["type"] for r in reports].count("BadFrame") == 3
+
+
+async def test_cli_rejects_a_url_that_is_not_a_websocket_one() -> None:
+    proc = await _cli("--url", "http://127.0.0.1:9/ws?business=crypto&apikey=s3cret-key-0042", "--trade", "X")
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 2 and out == b""
+    assert "ws:// or wss://" in err.decode() and "s3cret-key-0042" not in err.decode()
+
+
+async def test_the_api_key_never_reaches_events_logs_or_stderr(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)  # websockets logs the request line, key and all, at debug level
+    async with scripted_server([_trade(1)]) as url:
+        async with InfowayClient(url, **FAST) as client:
+            await client.subscribe_trades("BTCUSDT")
+            connected = await next_of(client, Connected)
+            await next_of(client, Trade)
+        assert "s3***********42" in connected.url and "s3cret-key-0042" not in repr(client)
+        proc = await _cli("--url", url, "--trade", "BTCUSDT", "--limit", "1")
+        _, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 0 and "Connected" in err.decode()
+    assert "s3cret-key-0042" not in err.decode()
+    ours = [r for r in caplog.records if r.name.startswith(("infoway.client", "websockets.client"))]
+    assert any("apikey=s3***" in r.getMessage() for r in ours), "the request line is logged, masked"
+    assert not [r for r in ours if "s3cret-key-0042" in r.getMessage()]
+
+
+async def test_a_short_heartbeat_interval_never_starves_a_subscribe(make_server) -> None:
+    # 10 frames per 3 s on both sides; heartbeats asked for every 0.1 s would want 30.
+    srv = await make_server(rate_limit=10, rate_window=3.0)
+    settings = {**FAST, "heartbeat_interval": 0.1, "rate_limit": 10, "rate_window": 3.0}
+    async with InfowayClient(srv.ws_url(), **settings) as client:
+        await client.wait_connected(5)
+        deadline = time.monotonic() + 2.0
+        while time.monotonic() < deadline:  # two seconds of heartbeats before anything else is asked
+            await asyncio.sleep(0.1)
+        await client.subscribe_trades("BTCUSDT")
+        seen: list[Any] = []
+        await next_of(client, Trade, timeout=3.0, seen=seen)
+        assert not [ev for ev in seen if isinstance(ev, Disconnected)]
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "says"),
+    [
+        ("--heartbeat-interval", "0", "must be above 0"),
+        ("--limit", "-1", "must be 0 or more"),
+        ("--kline", "BTCUSDT", "TYPE:CODES"),
+        ("--kline", "13:BTCUSDT", "1..12"),
+    ],
+)
+def test_cli_usage_errors_are_clear(flag: str, value: str, says: str, capsys: pytest.CaptureFixture) -> None:
+    from infoway_mock.client.cli import main
+
+    with socket.socket() as s:  # a port nothing listens on, so nothing is reached if the flag is taken
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"ws://127.0.0.1:{port}/ws?business=crypto&apikey=k"
+    with pytest.raises(SystemExit) as exit_:
+        main(["stream", "--url", url, "--trade", "X", "--max-attempts", "1", flag, value])
+    assert exit_.value.code == 2
+    assert says in capsys.readouterr().err
+
+
+def test_cli_time_options_say_what_they_do_and_in_what_unit(capsys: pytest.CaptureFixture) -> None:
+    from infoway_mock.client.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["stream", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for flag in ("--heartbeat-interval", "--dead-peer-timeout", "--backoff-cap"):
+        assert f"{flag} SECONDS" in text, flag
+    assert "seconds between heartbeats" in text and "reconnect when a frame" in text
+    assert "longest wait between reconnect attempts" in text
+
+
+async def _cli(*args: str) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "infoway_mock.client",
+        "stream",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+
+
+# -- the shell around the core -------------------------------------------------------------------------
+
+
+async def test_an_internal_error_raises_from_async_for_instead_of_ending_it(server) -> None:
+    async with InfowayClient(server.ws_url(), **FAST) as client:
+        await client.subscribe_trades("BTCUSDT")
+        await next_of(client, Trade)
+
+        def broken(messages: Any, now: float) -> Any:
+            raise RuntimeError("a bug in the core")
+
+        client.core.receive = broken  # type: ignore[method-assign]
+        with pytest.raises(RuntimeError, match="a bug in the core"):
+            async for _ in client:
+                pass
+
+
+async def test_a_failing_callback_is_counted_and_the_feed_goes_on(server) -> None:
+    got: list[Any] = []
+
+    def on_event(ev: Any) -> None:
+        if isinstance(ev, Trade) and len(got) == 0:
+            got.append(None)
+            raise ValueError("the user's handler")
+        if isinstance(ev, Trade):
+            got.append(ev)
+
+    async with InfowayClient(server.ws_url(), on_event=on_event, **FAST) as client:
+        await client.subscribe_trades("BTCUSDT")
+        await wait_until(lambda: len(got) >= 3)
+        assert client.stats()["callback_errors"] == 1
+
+
+async def test_an_async_callback_gets_every_event_in_order(server) -> None:
+    got: list[Any] = []
+
+    async def on_event(ev: Any) -> None:
+        await asyncio.sleep(0)
+        got.append(ev)
+
+    async with InfowayClient(server.ws_url(), on_event=on_event, **FAST) as client:
+        await client.subscribe_trades("BTCUSDT")
+        await wait_until(lambda: sum(isinstance(e, Trade) for e in got) >= 5)
+    assert isinstance(got[0], Connected)
+    times = [e.time_ms for e in got if isinstance(e, Trade)]
+    assert times == sorted(times)
+
+
+async def test_a_server_going_away_is_back_within_a_second_of_its_return(server) -> None:
+    async with InfowayClient(server.ws_url(), **{**FAST, "healthy_after": 10.0}) as client:
+        await client.subscribe_trades("BTCUSDT")
+        await next_of(client, Trade)
+        await server.faults.apply(Fault("restart", seconds=1.0))
+        t0 = time.monotonic()
+        await next_of(client, Disconnected)
+        await next_of(client, Trade, timeout=10)
+        assert time.monotonic() - t0 < 1.0 + 1.0
+        assert client.stats()["connections_open_max"] == 1
+
+
+async def test_frames_that_come_with_the_handshake_answer_belong_to_the_session() -> None:
+    # A raw server writes the 101 answer, an error frame and a close frame in one TCP segment: the client
+    # reads them in one go, and must still see the error as this session's (512: wait long, not back off).
+    from websockets.frames import Close, Frame, Opcode
+    from websockets.utils import accept_key
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        request = (await reader.readuntil(b"\r\n\r\n")).decode()
+        key = next(
+            line.split(":", 1)[1].strip()
+            for line in request.split("\r\n")
+            if line.lower().startswith("sec-websocket-key")
+        )
+        answer = (
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            f"Sec-WebSocket-Accept: {accept_key(key)}\r\n\r\n"
+        ).encode()
+        error = b'{"traceId":"","code":512,"msg":"WebSocket connections over the limit"}'
+        close = Close(1008, "over the limit").serialize()
+        frames = [Frame(Opcode.TEXT, error), Frame(Opcode.CLOSE, close)]
+        writer.write(answer + b"".join(f.serialize(mask=False, extensions=[]) for f in frames))
+        await writer.drain()
+        writer.close()
+
+    srv = await asyncio.start_server(handler, "127.0.0.1", 0)
+    port = srv.sockets[0].getsockname()[1]
+    try:
+        settings = {**FAST, "long_backoff": 30.0}
+        async with InfowayClient(f"ws://127.0.0.1:{port}/ws?business=crypto&apikey=k", **settings) as client:
+            seen: list[Any] = []
+            dropped = await next_of(client, Disconnected, seen=seen)
+        kinds = [type(ev).__name__ for ev in seen]
+        assert kinds.index("Connected") < kinds.index("ServerError")
+        assert dropped.code == 512 and dropped.retry_in >= 15.0
+    finally:
+        srv.close()
+        await srv.wait_closed()

@@ -1,4 +1,5 @@
-"""The client's pure parts: pacer, backoff, subscription book, decoder, event queue."""
+"""The client's pure parts: pacer, backoff, subscription book, decoder, event queue (the core and the
+reconnect policy have their own file, test_client_core.py)."""
 
 from __future__ import annotations
 
@@ -8,10 +9,10 @@ from decimal import Decimal
 
 import pytest
 
-from infoway_mock.client.backoff import Backoff
 from infoway_mock.client.decode import Ack, Text, Welcome, decode
-from infoway_mock.client.events import Depth, Kline, ServerError, Trade
+from infoway_mock.client.events import BadFrame, Depth, Kline, ServerError, Trade
 from infoway_mock.client.pacer import Pacer
+from infoway_mock.client.policy import CLOSED, DROPPED, BackoffPolicy, Outcome, PolicyConfig
 from infoway_mock.client.queue import EventQueue
 from infoway_mock.client.subscriptions import DEPTH, TRADE, SubscriptionBook, kline_channel
 
@@ -61,15 +62,14 @@ def test_pacer_slows_down_and_recovers() -> None:
 
 
 def test_backoff_full_jitter_caps_and_resets_only_after_healthy_session() -> None:
-    b = Backoff(base=1.0, cap=8.0, healthy_after=10.0, rng=random.Random(1))
-    delays = [b.next_delay() for _ in range(10)]
-    assert all(0 <= d <= 8.0 for d in delays)
+    b = BackoffPolicy(PolicyConfig(base=1.0, cap=8.0, healthy_after=10.0), rng=random.Random(1))
+    delays = [b.next(Outcome(CLOSED, "x", lasted=0.5)).delay for _ in range(10)]
+    assert all(d is not None and 0 <= d <= 8.0 for d in delays)
     assert b.failures == 10
-    b.session_ended(lasted=2.0)  # accepted then dropped quickly: still failing
-    assert b.failures == 10
-    b.session_ended(lasted=12.0)
-    assert b.failures == 0
-    assert b.next_delay() <= 1.0
+    b.next(Outcome(DROPPED, "accepted then dropped quickly: still failing", lasted=2.0))
+    assert b.failures == 11
+    d = b.next(Outcome(DROPPED, "healthy", lasted=12.0)).delay
+    assert d is not None and d <= 1.0 and b.failures == 1
 
 
 def test_replay_batches_and_groups_kline_types() -> None:
@@ -127,7 +127,7 @@ def test_decode_every_frame_kind() -> None:
     )
     legacy = decode('{"code":10000,"data":{"s":"IF2401.CFE","p":"4563.4","v":"2","t":1731475200000}}')
     assert isinstance(legacy, Trade) and legacy.direction == 0
-    assert decode("[1,2]") is None and decode('{"code":10002,"data":5}') is None
+    assert isinstance(decode("[1,2]"), BadFrame) and isinstance(decode('{"code":10002,"data":5}'), BadFrame)
 
 
 def _depth(symbol: str, t: int) -> Depth:

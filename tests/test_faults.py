@@ -117,9 +117,10 @@ async def test_duplicate_sends_every_push_twice(server, connect) -> None:
     await quiet_for(ws, 0.05)
     frames = [f for f in await quiet_for(ws, 0.5) if orjson.loads(f)["code"] == 10002]
     assert len(frames) >= 4
-    # Every push arrives as an identical pair.
-    pairs = list(zip(frames[::2], frames[1::2], strict=False))
-    assert all(a == b for a, b in pairs)
+    # Every push arrives twice in a row. The observation window may cut a pair at either end, so the
+    # first and last frames may be seen once; every run in between is exactly two.
+    runs = [len(list(group)) for _, group in itertools.groupby(frames)]
+    assert all(n == 2 for n in runs[1:-1]) and all(n in (1, 2) for n in (runs[0], runs[-1])), runs
 
 
 async def test_reorder_swaps_pushes(make_server, connect) -> None:

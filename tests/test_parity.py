@@ -40,9 +40,10 @@ async def test_index_symbols_with_a_leading_dot(server: Any, connect: Any) -> No
         seen.add(push["data"]["s"])
 
 
+@pytest.mark.infoway_parity
 @pytest.mark.parametrize("symbol", ["USDCNY", "XAUAUD", "CN50", "AUDCAD", "HK50", "XNIUSD", "XPTUSD", "NGAS"])
-async def test_the_docs_example_symbols_are_served(server: Any, symbol: str) -> None:
-    status, _, body = await aget(f"{server.http_url}/common/batch_trade/{symbol}", {"apiKey": "demo"})
+async def test_the_docs_example_symbols_are_served(server: Any, api_key: str, symbol: str) -> None:
+    status, _, body = await aget(f"{server.http_url}/common/batch_trade/{symbol}", {"apiKey": api_key})
     (row,) = orjson.loads(body)["data"]
     assert status == 200 and row["s"] == symbol
 

@@ -29,6 +29,7 @@ async def aget(url: str, headers: dict[str, str] | None = None) -> tuple[int, di
     return await asyncio.to_thread(http_get, url, headers)
 
 
+@pytest.mark.infoway_parity
 async def test_welcome_then_trade_subscribe_ack_and_pushes(server, connect) -> None:
     ws = await connect(server.ws_url("crypto"))
     await ws.send({"code": 10000, "trace": "tr-1", "data": {"codes": "BTCUSDT,ETHUSDT"}})
@@ -41,6 +42,7 @@ async def test_welcome_then_trade_subscribe_ack_and_pushes(server, connect) -> N
         seen.add(push["data"]["s"])
 
 
+@pytest.mark.infoway_parity
 async def test_unknown_key_gets_401_with_headers(server) -> None:
     with pytest.raises(InvalidStatus) as info:
         await websockets.connect(server.ws_url("crypto", key="nope"))
@@ -53,16 +55,19 @@ async def test_unknown_key_gets_401_with_headers(server) -> None:
     assert info.value.response.status_code == 401
 
 
-async def test_key_in_header_is_accepted(server, connect) -> None:
+@pytest.mark.infoway_parity
+async def test_key_in_header_is_accepted(server, connect, api_key) -> None:
     url = server.ws_url("crypto", key=None)
-    await connect(url, additional_headers={"apiKey": "demo"})
+    await connect(url, additional_headers={"apiKey": api_key})
 
 
+@pytest.mark.infoway_parity
 async def test_unknown_path_404(server) -> None:
     status, _, _ = await aget(f"{server.http_url}/nope")
     assert status == 404
 
 
+@pytest.mark.infoway_parity
 async def test_unknown_business_gets_514_and_close(server, connect) -> None:
     ws = await connect(server.ws_url("forex"), welcome=False)
     err = await ws.recv()
@@ -71,12 +76,14 @@ async def test_unknown_business_gets_514_and_close(server, connect) -> None:
         await ws.recv()
 
 
+@pytest.mark.infoway_parity
 async def test_stock_banner_precedes_welcome(server, connect) -> None:
     ws = await connect(server.ws_url("stock"), welcome=False)
     assert await ws.recv() == "You have permission to subscribe to all market data"
     assert (await ws.recv())["code"] == 200
 
 
+@pytest.mark.infoway_parity
 async def test_every_request_code_is_acked(server, connect) -> None:
     ws = await connect(server.ws_url("crypto"))
     requests: list[tuple[dict[str, Any], int]] = [
@@ -101,6 +108,7 @@ async def test_every_request_code_is_acked(server, connect) -> None:
         assert ack["code"] == ack_code and ack["msg"] == "ok"
 
 
+@pytest.mark.infoway_parity
 async def test_depth_and_kline_pushes_are_valid_and_consistent(server, connect) -> None:
     ws = await connect(server.ws_url("crypto"))
     await ws.send({"code": 10003, "trace": "d", "data": {"codes": "BTCUSDT"}})
@@ -114,6 +122,7 @@ async def test_depth_and_kline_pushes_are_valid_and_consistent(server, connect) 
     assert kline["data"]["ty"] == 1 and isinstance(kline["data"]["t"], str)
 
 
+@pytest.mark.infoway_parity
 @pytest.mark.parametrize(
     ("frame", "code"),
     [
@@ -137,6 +146,7 @@ async def test_bad_frames_get_error_and_do_not_affect_others(server, connect, fr
     await bystander.expect_code(10002)
 
 
+@pytest.mark.infoway_parity
 async def test_binary_frame_gets_515(server, connect) -> None:
     ws = await connect(server.ws_url("crypto"))
     await ws.send(b"\x00\x01binary")
@@ -228,8 +238,9 @@ async def test_healthz_and_metrics(server, connect) -> None:
     assert 'infoway_frames_sent_total{code="200"}' in text
 
 
-async def test_rest_snapshots(server) -> None:
-    h = {"apiKey": "demo"}
+@pytest.mark.infoway_parity
+async def test_rest_snapshots(server, api_key) -> None:
+    h = {"apiKey": api_key}
     status, _, body = await aget(f"{server.http_url}/crypto/batch_trade/BTCUSDT,ETHUSDT", h)
     env = orjson.loads(body)
     assert status == 200 and env["ret"] == 200 and {r["s"] for r in env["data"]} <= {"BTCUSDT", "ETHUSDT"}
@@ -245,12 +256,13 @@ async def test_rest_snapshots(server) -> None:
     assert {"BTCUSDT", "ETHUSDT"} <= symbols
 
 
-async def test_rest_errors(server) -> None:
+@pytest.mark.infoway_parity
+async def test_rest_errors(server, api_key) -> None:
     status, _, body = await aget(f"{server.http_url}/crypto/batch_trade/BTCUSDT", {"apiKey": "bad"})
     assert status == 401 and orjson.loads(body) == {"code": 401, "message": "Token invalid"}
-    status, _, body = await aget(f"{server.http_url}/stock/batch_trade/AAPL", {"apiKey": "demo"})
+    status, _, body = await aget(f"{server.http_url}/stock/batch_trade/AAPL", {"apiKey": api_key})
     assert status == 200 and orjson.loads(body)["ret"] == 500
-    status, _, body = await aget(f"{server.http_url}/crypto/batch_kline/1/501/BTCUSDT", {"apiKey": "demo"})
+    status, _, body = await aget(f"{server.http_url}/crypto/batch_kline/1/501/BTCUSDT", {"apiKey": api_key})
     assert orjson.loads(body)["ret"] == 503  # "Kline quantity exceeds the limit" (the SDK's label)
 
 

@@ -80,5 +80,7 @@ async def test_tutorial_style_client_streams_and_is_not_disconnected(make_server
         assert srv.metrics.errors_sent[513] == 0
     finally:
         client.stop.set()
-        client.app.close()
-        thread.join(timeout=5)
+        # Joined off the event loop: the mock serving the close handshake runs on this loop, and a
+        # blocking join here would stall it until the client's own close timeout.
+        await asyncio.to_thread(client.app.close)
+        await asyncio.to_thread(thread.join, 5)

@@ -1,0 +1,188 @@
+"""Worker groups behind HAProxy (issue 20): does a second worker pay for itself, and what does HAProxy cost?
+
+- fan-out efficiency: the same fan-out (N light clients subscribed to one busy symbol, spread over many
+  keys) served by `--workers 2` and by `--workers 1`, both behind HAProxy; frames sent per CPU-second of
+  the mock processes (HAProxy's own CPU is reported beside). A ratio near 1 means the group spends no
+  more per frame than one process does, so a second core is a second core's worth of capacity.
+- handshakes/s through HAProxy (`--workers 1`) against the same mock served directly.
+
+    python -m loadtests.bench_cluster --repetitions 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from loadtests.bench_connections import _handshakes, _row
+from loadtests.harness import alternate, format_table
+
+KEYS = [f"bench-key-{i:02d}" for i in range(16)]
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / _TICK  # utime + stime
+
+
+def _children(pid: int) -> dict[int, str]:
+    out = {}
+    for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
+        out[int(child)] = Path(f"/proc/{child}/comm").read_text().strip()
+    return out
+
+
+def _frames_sent(port: int) -> float:
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        data = b""
+        while chunk := s.recv(65536):
+            data += chunk
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in data.decode().splitlines()
+        if line.startswith("infoway_frames_sent_total")
+    )
+
+
+class Group:
+    """`infoway-mock serve [--workers N]` in a subprocess, on a busy one-symbol market."""
+
+    def __init__(self, workers: int, tmp: Path, trade_rate: float) -> None:
+        self.port = _free_port()
+        config = {
+            "keys": [{"key": k, "plan": "load"} for k in KEYS],
+            "server": {"symbols": ["BTCUSDT"], "trade_rate": trade_rate, "max_send_buffer": 64 << 20},
+        }
+        path = tmp / f"bench-{workers}.json"
+        path.write_text(json.dumps(config))
+        cmd = [sys.executable, "-m", "infoway_mock.mockserver", "serve", "--port", str(self.port)]
+        cmd += ["--config", str(path), "--control-token", "bench-token-1234"]
+        if workers:
+            cmd += ["--workers", str(workers)]
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline().decode()
+        if "serving" not in line:
+            raise RuntimeError(f"server did not start: {line!r}")
+        kids = _children(self.proc.pid) if workers else {}
+        self.mocks = [p for p, name in kids.items() if name != "haproxy"] or [self.proc.pid]
+        self.haproxy = [p for p, name in kids.items() if name == "haproxy"]
+
+    def cpu(self) -> tuple[float, float]:
+        return sum(_cpu_seconds(p) for p in self.mocks), sum(_cpu_seconds(p) for p in self.haproxy)
+
+    def close(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(30)
+
+
+async def _fanout_window(port: int, group: Group, n: int, window: float) -> tuple[float, float]:
+    """Frames per mock CPU-second and per HAProxy CPU-second over one window, n clients subscribed."""
+    from loadtests.lightclient import connect
+
+    clients = []
+    for i in range(n):
+        c = await connect("127.0.0.1", port, f"/ws?business=crypto&apikey={KEYS[i % len(KEYS)]}")
+        c.send({"code": 10000, "trace": "t", "data": {"codes": "BTCUSDT"}})
+        clients.append(c)
+    await asyncio.sleep(0.5)  # warm-up: every subscription in place and the pump at its pace
+    f0, (c0, h0) = _frames_sent(port), group.cpu()
+    await asyncio.sleep(window)  # the measurement window itself
+    f1, (c1, h1) = _frames_sent(port), group.cpu()
+    for c in clients:
+        c.transport.close()
+    await asyncio.gather(*(c.closed for c in clients), return_exceptions=True)
+    return (f1 - f0) / max(c1 - c0, 1e-6), (f1 - f0) / max(h1 - h0, 1e-6)
+
+
+def run_fanout(
+    repetitions: int = 5, n: int = 1000, window: float = 2.0, trade_rate: float = 100.0
+) -> list[dict[str, Any]]:
+    with tempfile.TemporaryDirectory() as tmp:
+        one, two = Group(1, Path(tmp), trade_rate), Group(2, Path(tmp), trade_rate)
+        try:
+            results = alternate(
+                {
+                    "1 worker": lambda: asyncio.run(_fanout_window(one.port, one, n, window)),
+                    "2 workers": lambda: asyncio.run(_fanout_window(two.port, two, n, window)),
+                },
+                repetitions,
+            )
+        finally:
+            one.close()
+            two.close()
+    per_cpu = {k: [v[0] for v in vals] for k, vals in results.items()}
+    per_proxy = {k: [v[1] for v in vals] for k, vals in results.items()}
+    b, c = statistics.median(per_cpu["1 worker"]), statistics.median(per_cpu["2 workers"])
+    hb, hc = statistics.median(per_proxy["1 worker"]), statistics.median(per_proxy["2 workers"])
+    return [
+        _row(f"fan-out to {n} via HAProxy: frames per mock CPU-s", c, b, "2 workers / 1 worker", per_cpu),
+        _row(
+            f"fan-out to {n} via HAProxy: frames per HAProxy CPU-s", hc, hb, "2 workers / 1 worker", per_proxy
+        ),
+    ]
+
+
+def run_handshakes(repetitions: int = 5, n: int = 300, concurrency: int = 10) -> list[dict[str, Any]]:
+    with tempfile.TemporaryDirectory() as tmp:
+        direct, proxied = Group(0, Path(tmp), 2.0), Group(1, Path(tmp), 2.0)
+        try:
+            results = alternate(
+                {
+                    "direct": lambda: asyncio.run(_handshakes(_url(direct.port), n, concurrency)),
+                    "haproxy": lambda: asyncio.run(_handshakes(_url(proxied.port), n, concurrency)),
+                },
+                repetitions,
+            )
+        finally:
+            direct.close()
+            proxied.close()
+    d, p = statistics.median(results["direct"]), statistics.median(results["haproxy"])
+    return [
+        _row(
+            f"handshakes/s via HAProxy ({n} connects, {concurrency} in flight)",
+            p,
+            d,
+            "haproxy / direct",
+            results,
+        )
+    ]
+
+
+def _url(port: int) -> str:
+    return f"ws://127.0.0.1:{port}/ws?business=crypto&apikey={KEYS[0]}"
+
+
+def run(repetitions: int = 5) -> list[dict[str, Any]]:
+    return run_fanout(repetitions) + run_handshakes(repetitions)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--repetitions", type=int, default=5)
+    a = ap.parse_args()
+    t0 = time.perf_counter()
+    rows = run(a.repetitions)
+    print(format_table(rows), f"\n({time.perf_counter() - t0:.0f} s)")
+
+
+if __name__ == "__main__":
+    main()
