@@ -21,6 +21,7 @@ from .client import InfowayClient
 from .errors import AuthError, GaveUp, InfowayError
 from .events import Depth, Kline, Lifecycle, Trade
 from .masking import mask_text
+from .record import Recorder
 
 EXIT_ERROR, EXIT_USAGE, EXIT_GAVE_UP, EXIT_INTERRUPTED = 1, 2, 3, 130
 
@@ -115,6 +116,11 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="give up (exit 3) after this many failed attempts in a row (default: never)",
     )
+    s.add_argument(
+        "--record",
+        metavar="FILE",
+        help="also write what arrives to FILE as a capture (replay it: infoway-mock serve --replay FILE)",
+    )
     return parser
 
 
@@ -153,9 +159,12 @@ async def _stream(args: argparse.Namespace) -> int:
     )
     out = sys.stdout
     n = 0
-    async with client:
+    recorder = Recorder(args.record, client.url) if args.record else None
+    async with client, recorder or contextlib.nullcontext():
         await _subscribe(client, args)
         async for ev in client:  # raises the error that stopped the client
+            if recorder is not None:
+                recorder.event(ev)
             if isinstance(ev, Lifecycle):
                 print(orjson.dumps(ev.to_json()).decode(), file=sys.stderr, flush=True)
                 continue

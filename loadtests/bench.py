@@ -25,7 +25,13 @@ TARGETS = {
     "client consumption (on_event callback): frames -> typed events/s": 0.85,
     # Issue 17: an open console costs the mock under 5 % of its push capacity with 1,000 connections.
     "console open, 1000 connections: pushes per server CPU-s": 0.95,
+    "proxy: delivered pushes/s": 0.8,
+    "firehose, 1 connection: frames/s vs bare websockets": 3.0,
+    "firehose, 1 connection: frames/s vs raw transport": 0.8,
 }
+
+
+PARTS = ["validation", "server", "connections", "storm", "client", "outage", "console", "replay", "cluster"]
 
 
 def machine() -> dict[str, Any]:
@@ -120,7 +126,31 @@ def to_markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 (one line per benchmark part)
+def _sections(part: str, a: argparse.Namespace, reps: int) -> list[tuple[str, Any]]:
+    """The (title, run) sections of one part; modules are imported only for the parts that run."""
+    import importlib
+
+    def mod(name: str) -> Any:
+        return importlib.import_module(f"loadtests.{name}")
+
+    table: dict[str, list[tuple[str, Any]]] = {
+        "validation": [("validation cost per frame", lambda: mod("bench_validation").run(reps))],
+        "server": [
+            ("mock push rate and fan-out", lambda: mod("bench_server").run(reps, 1.5, (1, 100))),
+            (f"fan-out to {a.big_fanout}", lambda: mod("bench_server").run(reps, 1.5, (a.big_fanout,))),
+        ],
+        "connections": [("handshakes", lambda: mod("bench_connections").run_handshakes(reps))],
+        "storm": [("reconnect storm", lambda: mod("bench_connections").run_storm(reps, a.storm_clients))],
+        "client": [("client consumption", lambda: mod("bench_client").run(reps))],
+        "outage": [("time to data after an outage", lambda: mod("bench_outage").run(max(reps, 5)))],
+        "console": [("an open console, 1,000 connections", lambda: mod("bench_console").run(reps, 1000))],
+        "replay": [("proxy, firehose, replay (issue 15)", lambda: mod("bench_replay").run(reps))],
+        "cluster": [("worker groups behind HAProxy (issue 20)", lambda: mod("bench_cluster").run(reps))],
+    }
+    return table[part]
+
+
+def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--repetitions", type=int, default=5, help="per figure; at least 5 for reports")
     ap.add_argument("--out", default="reports", help="directory for bench.json and the plots")
@@ -129,11 +159,11 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 (one line per b
     ap.add_argument(
         "--only",
         nargs="+",
-        choices=["validation", "server", "connections", "storm", "client", "outage", "console"],
+        choices=PARTS,
         help="run only these parts",
     )
     a = ap.parse_args(argv)
-    parts = set(a.only or ["validation", "server", "connections", "storm", "client", "outage", "console"])
+    parts = set(a.only or PARTS)
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     reps = a.repetitions
@@ -147,41 +177,10 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 (one line per b
         rows.extend(got)
         print(format_table(got), f"\n   ({time.perf_counter() - t0:.0f} s)\n", flush=True)
 
-    if "validation" in parts:
-        from loadtests import bench_validation
-
-        section("validation cost per frame", lambda: bench_validation.run(reps))
-    if "server" in parts:
-        from loadtests import bench_server
-
-        section("mock push rate and fan-out", lambda: bench_server.run(reps, 1.5, (1, 100)))
-        section(
-            f"fan-out to {a.big_fanout}",
-            lambda: bench_server.run(reps, 1.5, (a.big_fanout,)),
-        )
-    if "connections" in parts:
-        from loadtests import bench_connections
-
-        section("handshakes", lambda: bench_connections.run_handshakes(reps))
-    if "storm" in parts:
-        from loadtests import bench_connections
-
-        section(
-            "reconnect storm",
-            lambda: bench_connections.run_storm(reps, a.storm_clients),
-        )
-    if "client" in parts:
-        from loadtests import bench_client
-
-        section("client consumption", lambda: bench_client.run(reps))
-    if "outage" in parts:
-        from loadtests import bench_outage
-
-        section("time to data after an outage", lambda: bench_outage.run(max(reps, 5)))
-    if "console" in parts:
-        from loadtests import bench_console
-
-        section("an open console, 1,000 connections", lambda: bench_console.run(reps, 1000))
+    for part in PARTS:
+        if part in parts:
+            for title, run in _sections(part, a, reps):
+                section(title, run)
 
     for r in rows:
         t = target_for(r["benchmark"])

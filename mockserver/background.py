@@ -6,6 +6,7 @@ import asyncio
 import threading
 from collections.abc import Coroutine
 from concurrent.futures import Future
+from pathlib import Path
 from typing import Any, TypeVar
 
 from .config import ServerConfig
@@ -86,6 +87,18 @@ class BackgroundServer:
 
     async def _apply_settings(self, settings: dict[str, Any]) -> None:
         self.server.apply_settings(settings)
+
+    def replay(self, capture: str | Path, speed: float = 1.0, loop: bool = False) -> None:
+        """Serve a capture (`infoway-mock proxy --record`) instead of the seeded market, from now on:
+        connect the client after this call. Disconnects replay at their recorded offsets."""
+        from .replay import ReplayFeed, load
+
+        feed = ReplayFeed(load(capture), speed=speed, loop=loop)
+
+        async def use() -> None:
+            self.server.use_feed(feed)
+
+        self.call(use())
 
     def report(self) -> dict[str, Any]:
         async def report() -> dict[str, Any]:

@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import json
 import logging
+import math
 import os
 import signal
 import sys
@@ -22,6 +23,8 @@ from typing import Any
 from infoway_mock.schemas import documents
 
 from . import conformance
+from . import proxy as proxy_mod
+from . import replay as replay_mod
 from . import scenario as scenario_mod
 from .config import DEFAULT_KEY, ServerConfig, config_from_dict, load_config
 from .faults import KINDS, Fault, FaultError, schema
@@ -70,7 +73,20 @@ def _serve_parser(sub: Any) -> None:
     s.add_argument("--rate-window", type=float, help="seconds of the rate window (default 60)")
     s.add_argument("--max-connections", type=int, help="connections per key (HTTP 427 above)")
     s.add_argument("--max-products", type=int, help="products per connection (505 above)")
-    s.add_argument("--speed", type=float, help="market clock speed-up (default 1)")
+    s.add_argument(
+        "--speed",
+        type=_speed,
+        help="market clock speed-up (default 1); with --replay/--firehose the playback speed, or max: "
+        "everything in large writes as fast as the client takes it",
+    )
+    s.add_argument("--replay", metavar="FILE", help="serve a capture (proxy --record) instead of the market")
+    s.add_argument("--loop", action="store_true", help="with --replay/--firehose: start over at the end")
+    s.add_argument(
+        "--firehose",
+        type=float,
+        metavar="SECONDS",
+        help="pre-render SECONDS of the seeded market, serve it at --speed (default max): throughput tests",
+    )
     s.add_argument("--trade-rate", type=float, help="trades per second per symbol (default 2)")
     s.add_argument(
         "--strict",
@@ -109,6 +125,18 @@ def _serve_parser(sub: Any) -> None:
     )
     s.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     s.set_defaults(run=_serve_command)
+
+
+def _speed(text: str) -> float:
+    if text == "max":
+        return math.inf
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a speed is a number above 0 or max, not {text!r}") from None
+    if not 0 < value < math.inf:
+        raise argparse.ArgumentTypeError(f"a speed is a number above 0 or max, not {text!r}")
+    return value
 
 
 def _control_args(p: argparse.ArgumentParser) -> None:
@@ -189,6 +217,8 @@ def build_parser() -> argparse.ArgumentParser:
     _report_parser(sub)
     conformance.add_parser(sub)
     _spec_parser(sub)
+    proxy_mod.add_command(sub)
+    replay_mod.add_command(sub)
     return parser
 
 
@@ -224,7 +254,9 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
     )
 
 
-async def _serve(cfg: ServerConfig, scenario: Scenario | None, report_path: str | None) -> None:
+async def _serve(
+    cfg: ServerConfig, scenario: Scenario | None, report_path: str | None, feed: Any = None
+) -> None:
     from .report import summary
     from .server import MockServer
 
@@ -232,9 +264,14 @@ async def _serve(cfg: ServerConfig, scenario: Scenario | None, report_path: str 
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    async with MockServer(cfg) as srv:
+    srv = MockServer(cfg)
+    if feed is not None:
+        srv.use_feed(feed)
+    async with srv:
         key = next(iter(cfg.keys), DEFAULT_KEY)
         print(f"infoway-mock serving {srv.ws_url('crypto', key)}", flush=True)
+        if feed is not None:
+            print(f"  {replay_mod.describe(feed)}", flush=True)
         print(f"  REST {srv.http_url}/crypto/batch_trade/BTCUSDT  metrics {srv.http_url}/metrics", flush=True)
         print(f"  control ws://{cfg.host}:{srv.port}/control  token {srv.control_token}", flush=True)
         print(f"  console {srv.http_url}/console?token={srv.control_token}", flush=True)
@@ -368,14 +405,42 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _serve_command(args: argparse.Namespace) -> int:
+    playback = _playback(args)
     if args.workers:
         return _serve_group(args)
     cfg = config_from_args(args)
     scenario = scenario_mod.load(args.scenario) if args.scenario else None
     if scenario is not None:
         config_from_dict({"server": scenario.server}, cfg)
-    asyncio.run(_serve(cfg, scenario, args.report))
+    asyncio.run(_serve(cfg, scenario, args.report, _feed(args, cfg, playback)))
     return 0
+
+
+def _playback(args: argparse.Namespace) -> float | None:
+    """The playback speed of --replay/--firehose (taken out of --speed, which is the market's otherwise)."""
+    if not (args.replay or args.firehose is not None):
+        if args.speed is not None and math.isinf(args.speed):
+            raise _UsageError("--speed max plays a capture or the firehose: give --replay or --firehose")
+        if args.loop:
+            raise _UsageError("--loop repeats a capture or the firehose: use it with --replay or --firehose")
+        return None
+    if args.replay and args.firehose is not None:
+        raise _UsageError("--replay and --firehose are two sources of pushes: give one")
+    if args.workers:
+        # Each worker would play the capture to its own share of the connections: not one replay.
+        raise _UsageError("--replay and --firehose serve one process: leave out --workers")
+    playback, args.speed = args.speed, None
+    return playback
+
+
+def _feed(args: argparse.Namespace, cfg: ServerConfig, playback: float | None) -> Any:
+    if args.replay:
+        return replay_mod.ReplayFeed(replay_mod.load(args.replay), speed=playback or 1.0, loop=args.loop)
+    if args.firehose is not None:
+        from .firehose import render
+
+        return replay_mod.ReplayFeed(render(cfg, args.firehose), speed=playback or math.inf, loop=args.loop)
+    return None
 
 
 def _serve_group(args: argparse.Namespace) -> int:

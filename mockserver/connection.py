@@ -15,9 +15,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import email.utils
+import inspect
 import logging
 import socket
 import struct
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import parse_qsl, urlsplit
@@ -86,11 +88,17 @@ def reason_phrase(status: int) -> str:
 
 
 class Host(Protocol):
-    """What a connection asks of the server. Synchronous: nothing here may wait for I/O."""
+    """What a connection asks of the server. Synchronous: nothing here may wait for I/O, except that
+    `http_request` and `upgrade` may return an awaitable of their answer (the proxy asks its upstream
+    first); the connection then stops reading until the answer is given, so requests stay in order."""
 
-    def http_request(self, conn: Connection, request: HttpRequest) -> HttpResponse: ...
+    def http_request(
+        self, conn: Connection, request: HttpRequest
+    ) -> HttpResponse | Awaitable[HttpResponse]: ...
 
-    def upgrade(self, conn: Connection, request: HttpRequest) -> HttpResponse | None:
+    def upgrade(
+        self, conn: Connection, request: HttpRequest
+    ) -> HttpResponse | Awaitable[HttpResponse | None] | None:
         """None accepts the WebSocket (the host has set conn.kind and the rest); else the refusal."""
 
     def ws_opened(self, conn: Connection) -> None: ...
@@ -117,6 +125,7 @@ class Connection(asyncio.Protocol):
         "_body",
         "_body_size",
         "_close_timer",
+        "_deferred",
         "_fragment_binary",
         "_fragments",
         "_handshaker",
@@ -131,6 +140,7 @@ class Connection(asyncio.Protocol):
         "kind",
         "limits",
         "loop",
+        "on_drain",
         "peer",
         "reading_paused",
         "session",
@@ -166,6 +176,10 @@ class Connection(asyncio.Protocol):
         self._fragment_binary = False
         self._close_timer: asyncio.TimerHandle | None = None
         self._idle_timer: asyncio.TimerHandle | None = None
+        self._deferred: asyncio.Task[Any] | None = None  # an answer the host gives later (see Host)
+        # Called when a WebSocket's send buffer has drained below the low-water mark after asyncio paused
+        # writing: how a writer of large bursts (the firehose) waits for the client without polling.
+        self.on_drain: Callable[[], None] | None = None
 
     # -- asyncio callbacks -----------------------------------------------------------------------------
 
@@ -198,6 +212,9 @@ class Connection(asyncio.Protocol):
             if timer is not None:
                 timer.cancel()
         self._close_timer = self._idle_timer = None
+        if self._deferred is not None:
+            self._deferred.cancel()
+            self._deferred = None
         if self.ws is not None:
             self.ws.receive_eof()  # idempotent; the protocol state becomes CLOSED
         self.host.connection_lost(self)
@@ -208,8 +225,11 @@ class Connection(asyncio.Protocol):
             self.transport.pause_reading()
 
     def resume_writing(self) -> None:
-        if self.ws is None and self.transport is not None and not self.reading_paused:
-            self.transport.resume_reading()
+        if self.ws is None:
+            if self.transport is not None and not self.reading_paused and self._deferred is None:
+                self.transport.resume_reading()
+        elif self.on_drain is not None:
+            self.on_drain()
 
     # -- WebSocket ---------------------------------------------------------------------------------------
 
@@ -328,6 +348,12 @@ class Connection(asyncio.Protocol):
         http = self.http
         assert http is not None
         http.receive_data(data)
+        self._http_events()
+
+    def _http_events(self) -> None:
+        """Answer the requests h11 has whole, in order, until it needs data or an answer is deferred."""
+        http = self.http
+        assert http is not None
         while self.http is not None and self.transport is not None and not self.transport.is_closing():
             try:
                 event = http.next_event()
@@ -367,14 +393,46 @@ class Connection(asyncio.Protocol):
         try:
             response = self.host.http_request(self, request)
         except Exception:
-            log.exception("internal error answering %s %s", request.method, request.path)
-            response = HttpResponse(500, b'{"code":500,"message":"Internal Server Error"}', close=True)
+            response = _internal_error(request)
+        if inspect.isawaitable(response):
+            self._defer(response, request, lambda r: self._answer(request, r) and self._http_events())
+            return False
+        return self._answer(request, response)
+
+    def _answer(self, request: HttpRequest, response: HttpResponse) -> bool:
+        http = self.http
+        if http is None or self.transport is None or self.transport.is_closing():
+            return False
         self._send_response(response, head_only=request.method == "HEAD")
         if http.our_state is h11.MUST_CLOSE or response.close:
-            self.transport.close()  # type: ignore[union-attr]
+            self.transport.close()
             return False
         http.start_next_cycle()
         return True
+
+    def _defer(self, answer: Awaitable[Any], request: HttpRequest, then: Callable[[Any], Any]) -> None:
+        """Stop reading until the host's answer is ready, then go on with `then(answer)`."""
+        assert self.transport is not None
+        self.transport.pause_reading()
+
+        async def wait() -> None:
+            try:
+                result = await answer
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                result = _internal_error(request)
+            self._deferred = None
+            if self.transport is None or self.transport.is_closing():
+                return
+            then(result)
+            # `then` may have met the next pipelined request and deferred again: keep waiting for that one.
+            transport = self.transport
+            if self._deferred is None and transport is not None and not transport.is_closing():
+                if not self.reading_paused:
+                    transport.resume_reading()
+
+        self._deferred = self.loop.create_task(wait())
 
     def _http_request(self, req: h11.Request) -> HttpRequest:
         target = req.target.decode("latin-1")
@@ -401,11 +459,24 @@ class Connection(asyncio.Protocol):
         # websockets validates the upgrade itself (key, version, headers) and says why it refuses.
         ws_request = WsRequest(request.target, Headers(list(request.headers.items())))
         accepted: WsResponse = self._handshaker.accept(ws_request)
-        refusal = (
-            HttpResponse(accepted.status_code, accepted.body, "text/plain; charset=utf-8")
-            if accepted.status_code != 101
-            else self.host.upgrade(self, request)
-        )
+        if accepted.status_code != 101:
+            return self._switch(
+                accepted, HttpResponse(accepted.status_code, accepted.body, "text/plain; charset=utf-8")
+            )
+        try:
+            refusal = self.host.upgrade(self, request)
+        except Exception:
+            refusal = _internal_error(request)
+        if inspect.isawaitable(refusal):
+            self._defer(refusal, request, lambda r: self._switch(accepted, r))
+            return False
+        return self._switch(accepted, refusal)
+
+    def _switch(self, accepted: WsResponse, refusal: HttpResponse | None) -> bool:
+        """Refuse the upgrade, or switch to WebSocket (the trailing bytes are its first frames)."""
+        http = self.http
+        if http is None or self.transport is None or self.transport.is_closing():
+            return False
         if refusal is not None:
             refusal.close = True
             self._send_response(refusal)
@@ -467,6 +538,11 @@ class Connection(asyncio.Protocol):
 
 
 _ws_log = logging.getLogger("websockets.server.infoway")
+
+
+def _internal_error(request: HttpRequest) -> HttpResponse:
+    log.exception("internal error answering %s %s", request.method, request.path)
+    return HttpResponse(500, b'{"code":500,"message":"Internal Server Error"}', close=True)
 
 
 def truncate_reason(reason: str, limit: int = 123) -> str:

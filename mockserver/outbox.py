@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import struct
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import orjson
@@ -109,6 +109,13 @@ class Outbox:
             self.metrics.raw_frames_sent["binary"] += 1
             wire = binary_frame(frame)
         self._deliver(conn, [wire])
+
+    def send_framed(self, conn: Any, frames: list[bytes], counts: Mapping[int, int]) -> None:
+        """Frames framed and checked beforehand (a replayed capture, the firehose), counted by code
+        (`counts`, -1 for frames that are not JSON) and shaped like every other frame."""
+        for code, n in counts.items():
+            self.metrics.frames_sent[code] += n
+        self._deliver(conn, frames)
 
     # -- pushes: one pump step is one batch -------------------------------------------------------------
 

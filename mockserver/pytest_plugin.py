@@ -7,6 +7,10 @@
         ...
         assert infoway_server.report()["verdict"] == "pass"
 
+    def test_my_client_survives_the_incident(infoway_server, infoway_url):
+        infoway_server.replay("incident.jsonl")      # a production capture (proxy --record), disconnects
+        client = MyClient(infoway_url)               # included, before the client connects
+
 Override `infoway_config` in a conftest.py to change timings or plans; mark a test with
 `@pytest.mark.infoway(business="stock", heartbeat_timeout=5)` to tweak one test.
 

@@ -275,4 +275,5 @@ def summary(report: dict[str, Any]) -> str:
             lines.append(f"  {v['verdict'].upper():4} {name}: {v['detail']}")
     if not report["clients"]:
         lines.append("no clients connected")
+    lines += [f"  note {n}" for n in report.get("notes", [])]  # e.g. from a replay: what the capture lacked
     return "\n".join(lines)

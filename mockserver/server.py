@@ -48,6 +48,7 @@ from .metrics import Metrics
 from .news import NewsSession, news_item
 from .outbox import Outbox
 from .pump import Pump
+from .replay import Feed, FeedPorts
 from .report import ConnectionRecord, Rules, build_report
 from .rest import RestService, is_rest_path
 from .scenario import Scenario, play
@@ -247,6 +248,7 @@ class MockServer:
         self._pending: dict[Connection, Accept] = {}
         self._release_scheduled = False
         self.routes: dict[str, Callable[[HttpRequest], HttpResponse]] = {}
+        self.feed: Feed | None = None  # pushes from a replayed capture or the firehose instead of the pump
         self.route("/healthz", get_only(self._healthz))
         self.route("/metrics", get_only(self._metrics))
         for path, handler in document_routes(lambda: self.http_url):
@@ -285,7 +287,7 @@ class MockServer:
 
     async def start(self) -> None:
         await self._listen()
-        if self._pump_task is None:
+        if self._pump_task is None and self.feed is None:
             self._pump_task = asyncio.create_task(self.pump.run(), name="infoway-pump")
         if self._console_task is None:
             self._console_task = asyncio.create_task(self.console.run(), name="infoway-console")
@@ -304,6 +306,8 @@ class MockServer:
     async def stop(self) -> None:
         # Ongoing faults end with the server; a stalled connection could not even hear its close frame.
         self.faults.clear()
+        if self.feed is not None:
+            self.feed.stop()
         for task in (self._pump_task, self._console_task):
             if task is not None:
                 task.cancel()
@@ -348,6 +352,27 @@ class MockServer:
             conn.abort(reset=True)
         else:
             conn.close(code, reason)
+
+    def use_feed(self, feed: Feed) -> None:
+        """Serve pushes from `feed` (a replayed capture, the firehose) instead of the seeded market: the
+        pump stops, REST reads the feed's state, and the feed hears of every open, subscription and close.
+        Connections opened before keep their subscriptions but get nothing from the feed."""
+        feed.bind(
+            FeedPorts(
+                hub=self.hub,
+                send=self.outbox.send_framed,
+                apply_fault=self.faults.apply_now,
+                close_timeout=self.config.close_timeout,
+                settle=self.config.start_settle,
+                max_send_buffer=self.config.max_send_buffer,
+            )
+        )
+        self.feed = feed
+        if self._pump_task is not None:
+            self._pump_task.cancel()
+            self._pump_task = None
+        self.rest.market = feed.market
+        self.rest.catalogue = feed.catalogue(self.catalogue)
 
     async def play(self, scenario: Scenario, scale: float = 1.0) -> None:
         """Play a scenario now: its `server:` settings first, then its faults on their timeline."""
@@ -504,6 +529,8 @@ class MockServer:
             conn.close(cfg.error_close_code, msg)
             return
         self.faults.on_open(conn)
+        if self.feed is not None:
+            self.feed.opened(conn)
         self._apply(conn, session.open())
         self._arm_timer(conn)
 
@@ -536,6 +563,8 @@ class MockServer:
         if session is None:
             return
         self.faults.on_close(conn)
+        if self.feed is not None:
+            self.feed.closed(conn)
         timer = self._timers.pop(conn.conn_id, None)
         if timer is not None:
             timer.cancel()
@@ -562,6 +591,8 @@ class MockServer:
                 self.outbox.send(conn, action.frame)
             elif isinstance(action, Subscribe):
                 self.hub.add(action.channel, action.symbols, conn)
+                if self.feed is not None:
+                    self.feed.subscribed(conn, action.channel, action.symbols)
                 if self.clock.held:
                     self._release_clock()
             elif isinstance(action, Unsubscribe):
@@ -607,6 +638,8 @@ class MockServer:
         return news_item(self.config.seed, index, t_ms // 1000, lang, self._news_symbols)
 
     def _streams_for(self, business: str) -> Callable[[str], bool]:
+        if self.feed is not None:
+            return self.feed.streams  # a feed streams what it has, whatever the mock's catalogue lists
         symbols = {i.symbol for i in self.catalogue.for_business(business)}
         return symbols.__contains__
 
@@ -680,7 +713,10 @@ class MockServer:
                 heartbeat_timeout=cfg.heartbeat_timeout,
             )
 
-        return build_report([*self.records, *live], rules_for, self.clock.monotonic() - self.started)
+        report = build_report([*self.records, *live], rules_for, self.clock.monotonic() - self.started)
+        if self.feed is not None:
+            report.update(self.feed.report())  # e.g. what a replayed capture lacked
+        return report
 
     def report_html(self) -> str:
         """The contract report as one self-contained HTML page (timelines, verdicts and evidence)."""

@@ -1,6 +1,10 @@
 """Validate a recorded WebSocket stream: `python -m infoway_mock.schemas check FILE [--no-semantic]`.
 
-Input: one frame per line (blank lines are skipped). A line is either
+A capture (`infoway-mock proxy --record`, `infoway-client stream --record`: its first line is a capture
+header) is checked line by line against schemas/json/capture.schema.json, and every frame in it against the
+contract, by its recorded direction and socket (`/news` connections use the news table).
+
+Otherwise, input is one frame per line (blank lines are skipped). A line is either
 
 - a bare JSON frame, e.g. `{"code":10002,"data":{...}}`, or
 - a recorded frame `{"_dir": "send"|"recv", "_raw": "<the frame as sent on the wire>", ...}`: `send` is a
@@ -30,6 +34,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import capture as capture_format
 from .errors import ContractError, Violation
 from .registry import CLIENT_SCHEMAS
 from .validate import validate_client_frame, validate_server_frame
@@ -114,20 +119,76 @@ def _parse(text: str) -> tuple[Any, bool]:
         return None, False
 
 
-def check_frame(obj: Any, direction: str, *, semantic: bool = True) -> list[Violation]:
+def check_frame(obj: Any, direction: str, *, semantic: bool = True, socket: str = "ws") -> list[Violation]:
     """Every violation of one decoded frame, sent (client) or received (server)."""
     try:
         if direction == SEND:
-            validate_client_frame(obj, fast=True)
+            validate_client_frame(obj, fast=True, socket=socket)
         else:
-            validate_server_frame(obj, fast=True, semantic=semantic)
+            validate_server_frame(obj, fast=True, semantic=semantic, socket=socket)
     except ContractError as err:
         return list(err.violations)
     return []
 
 
+def _first_object(lines: list[str]) -> Any:
+    for line in lines:
+        if line.strip():
+            return _parse(line.strip())[0]
+    return None
+
+
+def check_capture(lines: Iterable[str], *, semantic: bool = True) -> Report:
+    """Check a capture: each line against the capture schema, each frame against the contract."""
+    report = Report()
+    check_line = capture_format.line_checker()
+    sockets: dict[int, str] = {}  # conn -> "ws" | "news", from its open event
+    for number, line in enumerate(lines, 1):
+        text = line.strip()
+        if not text:
+            continue
+        report.lines += 1
+        obj, parsed = _parse(text)
+        if not parsed:
+            report.violations.append((number, Violation("$", text, "json", "line is not JSON")))
+            continue
+        found = check_line(obj)
+        if found:
+            report.violations += [(number, v) for v in found]
+            continue
+        ev = obj.get("ev")
+        if ev == "open":
+            sockets[obj["conn"]] = "news" if obj["path"] == "/news" else "ws"
+        if ev != "frame":
+            continue
+        direction = obj["dir"]
+        if "binary" in obj:
+            report.counts[(direction, "binary")] += 1
+            msg = "a binary frame: the contract has only JSON text frames"
+            report.violations.append((number, Violation("$.binary", obj["binary"][:40], "binary", msg)))
+            continue
+        frame, parsed = _parse(obj["text"])
+        if not parsed:
+            if direction == RECV and obj["text"].strip() == BANNER:
+                report.counts[(RECV, "text")] += 1
+            else:
+                report.violations.append(
+                    (number, Violation("$.text", obj["text"], "json", "text is not JSON"))
+                )
+            continue
+        report.counts[(direction, _code_label(frame))] += 1
+        socket = sockets.get(obj["conn"], "ws")
+        report.violations += [
+            (number, v) for v in check_frame(frame, direction, semantic=semantic, socket=socket)
+        ]
+    return report
+
+
 def check_lines(lines: Iterable[str], *, semantic: bool = True) -> Report:
     """Check every line of a recorded stream; line numbers count from 1 and include blank lines."""
+    lines = list(lines)
+    if capture_format.is_header(_first_object(lines)):
+        return check_capture(lines, semantic=semantic)
     report = Report()
     for number, line in enumerate(lines, 1):
         text = line.strip()
@@ -167,8 +228,10 @@ def check_lines(lines: Iterable[str], *, semantic: bool = True) -> Report:
 
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:
-    p = sub.add_parser("check", help="validate a recorded stream of frames, one per line")
-    p.add_argument("file", help="the recording: JSON frames, or {_dir, _raw} objects, one per line")
+    p = sub.add_parser("check", help="validate a capture, or a recorded stream of frames, one per line")
+    p.add_argument(
+        "file", help="a capture (proxy/client --record), or JSON frames or {_dir, _raw} objects, one per line"
+    )
     p.add_argument(
         "--semantic",
         action=argparse.BooleanOptionalAction,
