@@ -465,7 +465,7 @@ def _serve_group(args: argparse.Namespace) -> int:
             skip = "=" not in a and i + 1 < len(argv)
             continue
         worker_args.append(a)
-    token = args.control_token or secrets.token_urlsafe(16)
+    token = args.control_token or secrets.token_hex(16)
     asyncio.run(run_cluster(args.workers, args.host, args.port, worker_args, token))
     return 0
 

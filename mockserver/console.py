@@ -599,9 +599,9 @@ class Console:
 
     def _faults(self, now: float) -> dict[str, Any]:
         engine = self.port.faults
-        at = {e["id"]: e["at"] for e in engine.log[-1000:]}
+        at = {e["id"]: e["at"] for e in engine.recent(1000)}
         active = []
-        for raw in [*engine.listing(), *(e for e in engine.log[-1000:] if e["id"] in engine.refusals.ids())]:
+        for raw in [*engine.listing(), *(e for e in engine.recent(1000) if e["id"] in engine.refusals.ids())]:
             row = masked_fault({k: v for k, v in raw.items() if k != "at"})
             seconds = raw.get("seconds")
             if seconds is not None and raw["id"] in at:
@@ -612,7 +612,7 @@ class Console:
                 **masked_fault({k: v for k, v in e.items() if k != "at"}),
                 "t": round(e["at"] - self.port.started, 1),
             }
-            for e in engine.log[-FAULT_LOG_ROWS:]
+            for e in engine.recent(FAULT_LOG_ROWS)
         ]
         return {"active": active, "log": log_rows[::-1], "applied": len(engine.log)}
 

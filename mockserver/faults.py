@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import random
+from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any, ClassVar, Protocol
 
@@ -448,6 +449,7 @@ class FaultEngine:
         refusals: Any,
         write: Callable[[Any, list[bytes]], None],
         on_applied: Callable[[Fault], None] = lambda f: None,
+        log_size: int = 10_000,
     ) -> None:
         self.ctx = ctx
         self._connections = connections
@@ -458,7 +460,8 @@ class FaultEngine:
         self.shaped: dict[Any, Shaper] = {}  # empty on the hot path unless an ongoing fault shapes frames
         self._paused: set[Any] = set()  # connections a fault keeps the server from reading
         self._ids = itertools.count(1)
-        self.log: list[dict[str, Any]] = []  # every fault applied, for the report and the console
+        # The faults applied, newest last, for the report and the console; bounded like every record.
+        self.log: deque[dict[str, Any]] = deque(maxlen=log_size)
 
     async def apply(self, fault: Fault) -> dict[str, Any]:
         """Apply a fault now (awaitable for the asyncio API; the work itself is synchronous)."""
@@ -509,6 +512,11 @@ class FaultEngine:
                 active.conns.discard(conn)
                 self._reshape(conn)
         return n
+
+    def recent(self, n: int) -> list[dict[str, Any]]:
+        """The last n faults applied, oldest first."""
+        log = self.log
+        return list(itertools.islice(log, max(0, len(log) - n), None))
 
     def listing(self) -> list[dict[str, Any]]:
         return [{"id": a.id, **a.fault.to_dict()} for a in self.active.values()]

@@ -492,7 +492,7 @@ class Proxy:
         self.conns: dict[int, Connection] = {}  # proxied WebSockets by id (the ids the capture uses)
         self._controls: set[Connection] = set()
         self.refusals = Refusals()
-        self.control_token = config.control_token or secrets.token_urlsafe(16)
+        self.control_token = config.control_token or secrets.token_hex(16)
         # Only /control is decided by a gate here; every other handshake is the server's to decide.
         self.gate = Gate(ServerConfig(), QuotaBook(), self.refusals, self.control_token, ())
         self.dropped: Counter[str] = Counter()

@@ -175,7 +175,7 @@ class MockServer:
         self.conns: dict[int, Connection] = {}  # open market-data and news sockets by id
         self._controls: set[Connection] = set()
         self.contract_violations: list[str] = []  # the first 100; metrics count them all
-        self.control_token = cfg.control_token or secrets.token_urlsafe(16)
+        self.control_token = cfg.control_token or secrets.token_hex(16)
         self.refusals = Refusals()
         self.gate = Gate(cfg, self.quotas, self.refusals, self.control_token, BUSINESSES)
         self.outbox = Outbox(
