@@ -121,7 +121,7 @@ def _tree(pid: int) -> dict[int, str]:
 
 
 def _metrics(port: int) -> dict[str, float]:
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+    with socket.create_connection(("127.0.0.1", port), timeout=60) as s:
         s.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         data = b""
         while chunk := s.recv(65536):
@@ -134,10 +134,14 @@ def _metrics(port: int) -> dict[str, float]:
     return out
 
 
-def _start_server(port: int, workers: int, keys: list[str], tmp: Path) -> subprocess.Popen[bytes]:
+def _start_server(
+    port: int, workers: int, keys: list[str], tmp: Path, connections: int = 0
+) -> subprocess.Popen[bytes]:
     config = {
         "keys": [{"key": k, "plan": "load"} for k in keys],
-        "server": {"max_trades_per_advance": 10000},
+        # Depth once a second (live: ten times): 10,000 connections stay busy without drowning two cores
+        # that also run HAProxy and the load generator.
+        "server": {"max_trades_per_advance": 10000, "depth_interval": 1.0},
     }
     path = tmp / "soak-config.json"
     path.write_text(json.dumps(config))
@@ -153,7 +157,13 @@ def _start_server(port: int, workers: int, keys: list[str], tmp: Path) -> subpro
     ]
     cmd += ["--control-token", TOKEN]
     if workers:
-        cmd += ["--workers", str(workers)]
+        # One HAProxy process holds ~(descriptor limit - 1024) / 2 connections (9,488 at this machine's
+        # hard limit of 20,000, which cannot be raised here): more share the port.
+        from infoway_mock.mockserver.cluster import fd_budget
+
+        budget = fd_budget(resource.getrlimit(resource.RLIMIT_NOFILE)[1])
+        balancers = max(1, -(-(connections + 100) // budget))
+        cmd += ["--workers", str(workers), "--balancers", str(balancers)]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, preexec_fn=_raise_nofile)
     assert proc.stdout is not None
     line = proc.stdout.readline().decode()
@@ -227,7 +237,7 @@ def run(connections: int, workers: int, seconds: float, processes: int, n_keys: 
     port = _free_port()
     keys = [f"soak-key-{i:02d}" for i in range(n_keys)]
     with tempfile.TemporaryDirectory() as tmp:
-        server = _start_server(port, workers, keys, Path(tmp))
+        server = _start_server(port, workers, keys, Path(tmp), connections)
         try:
             time.sleep(0.5)  # let the group settle before measuring its idle memory
             tree = _tree(server.pid)

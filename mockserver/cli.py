@@ -111,6 +111,13 @@ def _serve_parser(sub: Any) -> None:
         "one control endpoint, /metrics and report for the group",
     )
     s.add_argument(
+        "--balancers",
+        type=int,
+        default=1,
+        help="with --workers: HAProxy processes sharing the port (each holds two descriptors per "
+        "connection, so past ~half the descriptor limit add one; default 1)",
+    )
+    s.add_argument(
         "--worker",
         metavar="I/N",
         help="this process is worker I of N in a group (set by --workers, or by hand for a multi-host "
@@ -453,7 +460,16 @@ def _serve_group(args: argparse.Namespace) -> int:
     if args.report:
         raise _UsageError("--report with --workers: ask the group with `infoway-mock report --port PORT`")
     argv = list(args.argv)
-    drop = {"--workers", "--host", "--port", "--control-token", "--worker", "--clock-anchor", "--report"}
+    drop = {
+        "--workers",
+        "--balancers",
+        "--host",
+        "--port",
+        "--control-token",
+        "--worker",
+        "--clock-anchor",
+        "--report",
+    }
     worker_args: list[str] = []
     skip = False
     for i, a in enumerate(argv):
@@ -466,7 +482,7 @@ def _serve_group(args: argparse.Namespace) -> int:
             continue
         worker_args.append(a)
     token = args.control_token or secrets.token_hex(16)
-    asyncio.run(run_cluster(args.workers, args.host, args.port, worker_args, token))
+    asyncio.run(run_cluster(args.workers, args.host, args.port, worker_args, token, args.balancers))
     return 0
 
 

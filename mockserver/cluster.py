@@ -50,22 +50,25 @@ class ClusterError(RuntimeError):
     """The group could not start (HAProxy missing, a worker failed): one line for the CLI."""
 
 
-def _raise_nofile() -> None:
-    """Children (HAProxy and the workers) hold two descriptors per proxied connection: lift the soft
-    limit to the hard one, which is what a load-testing setup wants."""
+def raise_nofile(want: int = 1 << 17) -> int:
+    """Lift this process's descriptor limit (children inherit it): HAProxy and the workers hold two
+    descriptors per proxied connection. The soft limit goes to the hard one, and the hard one up to
+    `want` where the system lets us (as root); returns the limit in force."""
     import resource
 
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < hard:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    for target in (max(hard, want), hard):
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, target))
+            return target
+        except (ValueError, OSError):
+            continue
+    return soft
 
 
-def fd_budget() -> int:
-    """Connections HAProxy can proxy at once under this machine's hard descriptor limit (two each)."""
-    import resource
-
-    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    return max(256, (hard - 1024) // 2) if hard != resource.RLIM_INFINITY else 1_000_000
+def fd_budget(limit: int) -> int:
+    """Connections HAProxy can proxy at once under a descriptor limit (two each, some kept spare)."""
+    return max(256, (limit - 1024) // 2)
 
 
 def haproxy_config(
@@ -275,14 +278,21 @@ class Cluster:
         token: str,
         max_connections: int = 20_000,
         haproxy: str = "haproxy",
+        balancers: int = 1,
     ) -> None:
         if workers < 1:
             raise ClusterError("--workers needs at least 1")
+        if balancers < 1:
+            raise ClusterError("--balancers needs at least 1")
+        # One HAProxy process holds two descriptors per connection under this machine's limit; past that,
+        # several share the port (SO_REUSEPORT, HAProxy's default on Linux) and the kernel spreads the
+        # connections over them. They run one configuration, so they hash keys alike.
+        self.balancers = balancers
         self.n = workers
         self.host, self.port = host, port
         self.worker_args = list(worker_args)
         self.token = token
-        self.max_connections = min(max_connections, fd_budget())
+        self.max_connections = min(max_connections, fd_budget(raise_nofile()))
         self.haproxy_bin = shutil.which(haproxy)
         if self.haproxy_bin is None:
             raise ClusterError(
@@ -292,7 +302,7 @@ class Cluster:
         self.workers: list[Worker] = []
         self.aggregator: Aggregator | None = None
         self._agg_server: Any = None
-        self._haproxy: asyncio.subprocess.Process | None = None
+        self._haproxy: list[asyncio.subprocess.Process] = []
         self._dir = Path(tempfile.mkdtemp(prefix="infoway-cluster-"))
         self._drains: set[asyncio.Future[None]] = set()
 
@@ -317,14 +327,19 @@ class Cluster:
                     self.host, self.port, [w.port for w in self.workers], agg_port, self.max_connections
                 )
             )
-            self._haproxy = await asyncio.create_subprocess_exec(
-                self.haproxy_bin,
-                "-db",
-                "-f",
-                str(cfg),
-                stdout=asyncio.subprocess.DEVNULL,
-                stderr=asyncio.subprocess.PIPE,
-            )
+            for i in range(self.balancers):
+                log_file = (self._dir / f"haproxy-{i}.log").open("wb")  # a file never fills up and blocks it
+                self._haproxy.append(
+                    await asyncio.create_subprocess_exec(
+                        self.haproxy_bin,
+                        "-db",
+                        "-f",
+                        str(cfg),
+                        stdout=asyncio.subprocess.DEVNULL,
+                        stderr=log_file,
+                    )
+                )
+                log_file.close()
             await self._await_listening()
         except BaseException:
             await self.stop()
@@ -353,7 +368,6 @@ class Cluster:
             stdout=asyncio.subprocess.PIPE,
             stderr=None,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
-            preexec_fn=_raise_nofile,
         )
         return Worker(index, proc)
 
@@ -379,13 +393,10 @@ class Cluster:
     async def _await_listening(self) -> None:
         deadline = time.monotonic() + 20
         while True:
-            if self._haproxy is not None and self._haproxy.returncode is not None:
-                err = b""
-                if self._haproxy.stderr is not None:
-                    err = await self._haproxy.stderr.read()
-                raise ClusterError(
-                    f"haproxy exited with {self._haproxy.returncode}: {err.decode().strip()[-500:]}"
-                )
+            for i, proc in enumerate(self._haproxy):
+                if proc.returncode is not None:
+                    err = (self._dir / f"haproxy-{i}.log").read_text(errors="replace").strip()
+                    raise ClusterError(f"haproxy exited with {proc.returncode}: {err[-500:]}")
             try:
                 _, w = await asyncio.open_connection(
                     self.host if self.host != "0.0.0.0" else "127.0.0.1", self.port
@@ -400,10 +411,12 @@ class Cluster:
                 await asyncio.sleep(0.05)  # polling the port with a deadline: there is no event to wait on
 
     async def stop(self) -> None:
-        if self._haproxy is not None and self._haproxy.returncode is None:
-            self._haproxy.terminate()
+        for proc in self._haproxy:
+            if proc.returncode is None:
+                proc.terminate()
+        for proc in self._haproxy:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._haproxy.wait(), 10)
+                await asyncio.wait_for(proc.wait(), 10)
         for w in self.workers:
             if w.proc.returncode is None:
                 w.proc.terminate()
@@ -481,11 +494,13 @@ async def _drain(stream: asyncio.StreamReader) -> None:
         pass
 
 
-async def run_cluster(n: int, host: str, port: int, worker_args: Sequence[str], token: str) -> None:
+async def run_cluster(
+    n: int, host: str, port: int, worker_args: Sequence[str], token: str, balancers: int = 1
+) -> None:
     """serve --workers N: start the group, print where it is, run until SIGINT/SIGTERM."""
     import signal
 
-    cluster = Cluster(n, host, port, worker_args, token)
+    cluster = Cluster(n, host, port, worker_args, token, balancers=balancers)
     await cluster.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
