@@ -167,10 +167,21 @@ def run_fanout(
     per_proxy = {k: [v[1] for v in vals] for k, vals in results.items()}
     b, c = statistics.median(per_cpu["1 worker"]), statistics.median(per_cpu["2 workers"])
     hb, hc = statistics.median(per_proxy["1 worker"]), statistics.median(per_proxy["2 workers"])
+    how = "workers on one core, HAProxy and clients on the other" if pin else "all sharing both cores"
     return [
-        _row(f"fan-out to {n} via HAProxy: frames per mock CPU-s", c, b, "2 workers / 1 worker", per_cpu),
         _row(
-            f"fan-out to {n} via HAProxy: frames per HAProxy CPU-s", hc, hb, "2 workers / 1 worker", per_proxy
+            f"fan-out to {n} via HAProxy ({how}): frames per mock CPU-s",
+            c,
+            b,
+            "2 workers / 1 worker",
+            per_cpu,
+        ),
+        _row(
+            f"fan-out to {n} via HAProxy ({how}): frames per HAProxy CPU-s",
+            hc,
+            hb,
+            "2 workers / 1 worker",
+            per_proxy,
         ),
     ]
 
