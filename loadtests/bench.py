@@ -27,7 +27,8 @@ TARGETS = {
     "console open, 1000 connections: pushes per server CPU-s": 0.95,
     "proxy: delivered pushes/s": 0.8,
     # Issue 20: a second worker spends no more per frame than one (>= 0.9 of its frames per CPU-s).
-    "fan-out to 1000 via HAProxy (workers on one core, HAProxy and clients on the other): frames per mock CPU-s": 0.9,
+    "fan-out to 1000 via HAProxy (workers on one core, HAProxy and clients on the other): "
+    "frames per mock CPU-s": 0.9,
     "fan-out to 1000 via HAProxy (all sharing both cores): frames per mock CPU-s": 0.9,
     "firehose, 1 connection: frames/s vs bare websockets": 3.0,
     "firehose, 1 connection: frames/s vs raw transport": 0.8,
