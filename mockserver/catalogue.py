@@ -431,6 +431,42 @@ def symbol_info_rows(
     return out
 
 
+def stock_detail(catalogue: Catalogue, type_: str | None, symbol: str | None) -> dict[str, Any]:
+    """`GET /common/basic/stock/detail?type=T&symbol=S`: one symbol's static data, as a symbols/info row
+    (the vendor's shape is not documented; the SDK passes exactly one symbol)."""
+    kind = _require_type(type_)
+    if symbol is None or not symbol.strip():
+        raise BadRequest("Required parameter 'symbol' is not present.")
+    wanted = symbol.strip()
+    if "," in wanted:
+        raise BadRequest(f"Parameter 'symbol' takes one symbol, not a list: {symbol!r}.")
+    rows = symbol_info_rows(catalogue, kind, wanted)
+    if not rows:
+        raise BadRequest(f"Symbol {wanted!r} is not a {kind} symbol.")
+    return rows[0]
+
+
+def adjustment_factors(
+    catalogue: Catalogue,
+    symbol: str | None,
+    market: str | None,
+    begin_day: str | None,
+    end_day: str | None,
+) -> list[dict[str, Any]]:
+    """`GET /common/basic/symbols/adjustment_factors?symbol=S&market=M&beginDay=..&endDay=..`: the price
+    adjustment factors of an equity in a date range. The simulated market has no corporate actions
+    (splits, dividends), so a valid request is answered with no rows; bad parameters are 400s as on the
+    calendar endpoint."""
+    trading_days(market, begin_day, end_day)  # the same checks of market and range
+    if symbol is None or not symbol.strip():
+        raise BadRequest("Required parameter 'symbol' is not present.")
+    inst = catalogue.get(symbol.strip())
+    code = (market or "").strip().upper()
+    if inst is None or inst.market != code:
+        raise BadRequest(f"Symbol {symbol.strip()!r} is not a {code} equity.")
+    return []
+
+
 def market_rows() -> list[dict[str, Any]]:
     """`GET /common/basic/markets`: the equity markets with their zone and regular sessions."""
     out = []

@@ -25,7 +25,9 @@ from .catalogue import (
     BUSINESSES,
     BadRequest,
     Catalogue,
+    adjustment_factors,
     market_rows,
+    stock_detail,
     symbol_info_rows,
     symbol_rows,
     trading_days,
@@ -55,11 +57,39 @@ BASIC = {
     "/common/basic/markets": "markets",
     "/common/basic/markets/trading_days": "days",
     "/common/basic/markets/trading_schedule": "schedule",
+    "/common/basic/symbols/adjustment_factors": "factors",
+    "/common/basic/stock/detail": "detail",
 }
+# The key's own plan (the SDK's `packages.get_info()`, in its quick start).
+PACKAGE = "/package/info"
+# Documented vendor families the mock does not simulate (fundamentals, rankings, sectors, statements): a
+# clear 501 problem naming them, rather than a bare 404 that reads like a typo in the client's base URL.
+NOT_MODELLED = ("/common/v2/basic/", "/common/basic/financial/")
+NEVER_EXPIRES_MS = 4_102_444_800_000  # 2100-01-01T00:00:00Z: a mock key does not expire
 
 
 def is_rest_path(path: str) -> bool:
-    return path.rstrip("/") in BASIC or _ROUTE.match(path) is not None
+    bare = path.rstrip("/")
+    return bare in BASIC or bare == PACKAGE or path.startswith(NOT_MODELLED) or _ROUTE.match(path) is not None
+
+
+def package_info(plan: Plan, rate_window: float) -> dict[str, Any]:
+    """`GET /package/info`: the vendor's fields (`packageName`, `expireTime` in ms, `apiNumPerSec`) from the
+    key's plan, and under `limits` what the mock enforces for it (the mock's own names)."""
+    return {
+        "packageName": plan.name,
+        "expireTime": NEVER_EXPIRES_MS,
+        "apiNumPerSec": max(1, int(plan.rest_rate_limit / rate_window)),
+        "limits": {
+            "restCallsPerWindow": plan.rest_rate_limit,
+            "rateWindowSeconds": rate_window,
+            "wsConnections": plan.max_connections,
+            "wsProducts": plan.max_products,
+            "wsProductsPerConnection": plan.max_products_per_connection,
+            "wsRequestsPerWindow": plan.rate_limit,
+            "news": plan.news,
+        },
+    }
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,7 +142,15 @@ class RestService:
         self, method: str, path: str, query: Mapping[str, str], headers: Mapping[str, str], body: bytes
     ) -> RestResponse:
         """One REST request. Business errors are HTTP 200 with `ret` set; a bad key is HTTP 401."""
+        if path.startswith(NOT_MODELLED):
+            detail = (
+                "infoway-mock simulates market and reference data; fundamentals, rankings, sectors and "
+                f"financial statements ({', '.join(p + '*' for p in NOT_MODELLED)}) are not modelled."
+            )
+            return problem(501, "Not Implemented", detail, path)
         basic = BASIC.get(path.rstrip("/"))
+        if path.rstrip("/") == PACKAGE:
+            basic = "package"
         m = _ROUTE.match(path)
         if basic is None and (m is None or m["b"] not in REST_BUSINESSES):
             return RestResponse(404, orjson.dumps({"code": 404, "message": "Not Found"}))
@@ -126,6 +164,8 @@ class RestService:
         if not self.quotas.rest_hit(key, plan.rest_rate_limit, self.rate_window, self.monotonic()):
             msg = f"Request frequency exceed the limit：{plan.rest_rate_limit} times per minute"
             return RestResponse(429, _envelope(429, msg, None))
+        if basic == "package":
+            return RestResponse(200, _envelope(200, "success", package_info(plan, self.rate_window)))
         if basic is not None:
             try:
                 data = self._basic(basic, query)
@@ -141,16 +181,18 @@ class RestService:
 
     def _basic(self, what: str, query: Mapping[str, str]) -> Any:
         cat = self.catalogue
-        if what == "symbols":
-            return symbol_rows(cat, query.get("type"), query.get("symbols"))
-        if what == "info":
-            return symbol_info_rows(cat, query.get("type"), query.get("symbols"))
-        if what == "markets":
-            return market_rows()
-        if what == "days":
-            # The exchange calendar, whatever market_hours streams: it is reference data about the exchange.
-            return trading_days(query.get("market"), query.get("beginDay"), query.get("endDay"))
-        return trading_schedule_rows(cat, query.get("type"))
+        q = query.get
+        answers: dict[str, Callable[[], Any]] = {
+            "symbols": lambda: symbol_rows(cat, q("type"), q("symbols")),
+            "info": lambda: symbol_info_rows(cat, q("type"), q("symbols")),
+            "detail": lambda: stock_detail(cat, q("type"), q("symbol")),
+            "markets": market_rows,
+            # The exchange calendar, whatever market_hours streams: reference data about the exchange.
+            "days": lambda: trading_days(q("market"), q("beginDay"), q("endDay")),
+            "factors": lambda: adjustment_factors(cat, q("symbol"), q("market"), q("beginDay"), q("endDay")),
+            "schedule": lambda: trading_schedule_rows(cat, q("type")),
+        }
+        return answers[what]()
 
     # -- routes ------------------------------------------------------------------------------------------
 

@@ -1,7 +1,8 @@
 """The vendor's own SDK (`infoway-sdk`, the client most users run) against the mock, unchanged: only its
 base URLs point at 127.0.0.1. Every WebSocket subscription kind, unsubscribe, heartbeat, reconnect after a
-reset, the news socket, and its REST calls (trade, depth, kline via POST v2, symbols, markets), with
-`max_retries=1` so that nothing passes on a retry."""
+reset, the news socket, its REST calls (trade, depth, kline via POST v2, symbols, markets, calendar,
+stock detail, adjustment factors, package) and its README's examples, with `max_retries=1` so that
+nothing passes on a retry; the fundamentals it also offers get a clear 501 "not modelled"."""
 
 from __future__ import annotations
 
@@ -210,3 +211,90 @@ async def test_sdk_keep_alive_needs_no_retry(make_server: Any) -> None:
         return srv.metrics.rest_requests[200]
 
     assert await asyncio.to_thread(run) == 150
+
+
+async def test_sdk_readme_quick_start_and_basic_info_examples(
+    make_server: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The SDK README's quick start and its "Basic info" examples, as written there (the key from
+    INFOWAY_API_KEY, only base_url pointed at the mock). `packages.get_info()`, `get_stock_detail()` and
+    `get_adjustment_factors()` were 404s; they are answered from the key's plan and the catalogue now."""
+    from infoway import KlineType, Market, ScheduleType, SymbolType
+
+    srv = await make_server()
+    monkeypatch.setenv("INFOWAY_API_KEY", "demo")
+
+    def run() -> None:
+        with InfowayClient(base_url=srv.http_url, max_retries=1) as client:
+            assert client.stock.get_trade("AAPL.US")[0]["s"] == "AAPL.US"
+            assert len(client.crypto.get_kline("BTCUSDT", KlineType.DAY, 30)[0]["respList"]) == 30
+            package = client.packages.get_info()
+            assert package["packageName"] == "pro" and package["apiNumPerSec"] == 10
+            assert package["expireTime"] > 4_000_000_000_000
+
+            client.basic.get_symbols(SymbolType.STOCK_US)
+            client.basic.get_symbol_info(SymbolType.STOCK_US, "AAPL.US")
+            detail = client.basic.get_stock_detail(SymbolType.STOCK_US, "AAPL.US")
+            assert detail["symbol"] == "AAPL.US" and detail["market"] == "US"
+            # No corporate actions are simulated: a valid request has no factors.
+            assert client.basic.get_adjustment_factors("AAPL.US", Market.US, "20260801", "20260815") == []
+            assert len(client.basic.get_trading_days(Market.US, "20260801", "20260815")) == 10
+            client.basic.get_trading_schedule()
+            assert client.basic.get_trading_schedule_by_type(ScheduleType.ENERGY)
+            client.basic.get_markets()
+
+    await asyncio.to_thread(run)
+
+
+async def test_sdk_reference_data_bad_parameters_are_400s(make_server: Any) -> None:
+    srv = await make_server()
+
+    def run() -> list[tuple[int, str]]:
+        out = []
+        with _rest(srv) as client:
+            for call in (
+                lambda: client.basic.get_stock_detail("STOCK_US", "00700.HK"),
+                lambda: client.basic.get_stock_detail("STOCK_US", "AAPL.US,TSLA.US"),
+                lambda: client.basic.get_stock_detail("STOCK_US", ""),
+                lambda: client.basic.get_adjustment_factors("00700.HK", "US", "20260801", "20260815"),
+                lambda: client.basic.get_adjustment_factors("AAPL.US", "US", "20260815", "20260801"),
+                lambda: client.basic.get_adjustment_factors("AAPL.US", "XX", "20260801", "20260815"),
+            ):
+                with pytest.raises(InfowayAPIError) as info:
+                    call()
+                out.append((info.value.ret, info.value.msg))
+        return out
+
+    answers = await asyncio.to_thread(run)
+    assert [ret for ret, _ in answers] == [400] * 6
+    assert "not a STOCK_US symbol" in answers[0][1]
+    assert "one symbol" in answers[1][1]
+    assert "'symbol' is not present" in answers[2][1]
+    assert "not a US equity" in answers[3][1]
+    assert "before 'beginDay'" in answers[4][1]
+    assert "'market' must be one of" in answers[5][1]
+
+
+async def test_sdk_fundamentals_get_a_clear_not_modelled_answer(make_server: Any) -> None:
+    """The SDK's fundamentals, sector and ranking clients reach documented vendor paths the mock does not
+    simulate: each gets HTTP 501 whose message says so (it was a bare 404 "Not Found")."""
+    from infoway import Market
+
+    srv = await make_server()
+
+    def run() -> list[InfowayAPIError]:
+        errors = []
+        with _rest(srv) as client:
+            for call in (
+                lambda: client.market.get_temperature(Market.US),
+                lambda: client.plate.get_industry(Market.US),
+                lambda: client.stock_info.get_company("AAPL.US"),
+                lambda: client.financial.get_dividend("AAPL.US", "STOCK_US"),
+            ):
+                with pytest.raises(InfowayAPIError) as info:
+                    call()
+                errors.append(info.value)
+        return errors
+
+    for e in await asyncio.to_thread(run):
+        assert e.ret == 501 and "not modelled" in e.msg, e
