@@ -298,3 +298,36 @@ async def test_sdk_fundamentals_get_a_clear_not_modelled_answer(make_server: Any
 
     for e in await asyncio.to_thread(run):
         assert e.ret == 501 and "not modelled" in e.msg, e
+
+
+async def test_sdk_readme_error_handling_sees_the_exceptions_it_documents(make_server: Any) -> None:
+    """The README's error-handling example: a bad key is InfowayAuthError, the REST quota
+    InfowayRateLimitError (here a free-plan key's 61st call in a minute), a stock without suffix an
+    InfowayAPIError with a trace id; and a WebSocket handshake 401 is not retried."""
+    from infoway import InfowayAuthError, InfowayRateLimitError
+
+    srv = await make_server(keys={"demo": "pro", "free-key": "free"})
+    limit = srv.config.plans["free"].rest_rate_limit
+
+    def run() -> None:
+        with InfowayClient(api_key="not-a-key", base_url=srv.http_url, max_retries=1) as bad:
+            with pytest.raises(InfowayAuthError):
+                bad.stock.get_trade("AAPL.US")
+        with _rest(srv) as client:
+            with pytest.raises(InfowayAPIError) as info:
+                client.stock.get_trade("INVALID")
+            # The mock answers ret 500 "Param error：...", as live; the SDK classifies it as 506 PARAM_ERROR.
+            assert info.value.ret == 506 and "no market suffix" in info.value.msg and info.value.trace_id
+        with InfowayClient(api_key="free-key", base_url=srv.http_url, max_retries=1) as free:
+            for _ in range(limit):
+                free.crypto.get_trade("BTCUSDT")
+            with pytest.raises(InfowayRateLimitError):
+                free.crypto.get_trade("BTCUSDT")
+
+    await asyncio.to_thread(run)
+
+    ws = InfowayWebSocket(api_key="not-a-key", business="crypto", base_url=f"ws://127.0.0.1:{srv.port}/ws")
+    ws._initial_backoff = 0.05
+    with pytest.raises(InfowayAuthError, match="Not reconnecting"):  # gives up on 401, not retrying forever
+        await asyncio.wait_for(ws.connect(), timeout=10)
+    assert srv.metrics.handshakes_refused[401] == 1
