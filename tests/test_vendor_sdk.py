@@ -331,3 +331,45 @@ async def test_sdk_readme_error_handling_sees_the_exceptions_it_documents(make_s
     with pytest.raises(InfowayAuthError, match="Not reconnecting"):  # gives up on 401, not retrying forever
         await asyncio.wait_for(ws.connect(), timeout=10)
     assert srv.metrics.handshakes_refused[401] == 1
+
+
+async def test_sdk_readme_websocket_and_news_examples(
+    make_server: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The README's WebSocket example as written (plain lambdas as callbacks, subscriptions sent after
+    `connect()` started, the key from INFOWAY_API_KEY), its 30 s sleep replaced by waiting for data; and
+    its news example (`lang="zh-Hans"` in the constructor)."""
+    from infoway import KlineType
+    from infoway.ws import InfowayNewsWebSocket as News
+    from infoway.ws import InfowayWebSocket as Quotes
+
+    srv = await make_server(news_interval=0.05)
+    monkeypatch.setenv("INFOWAY_API_KEY", "demo")
+    seen: list[tuple[str, str]] = []
+    errors: list[Any] = []
+
+    ws = Quotes(business="crypto", base_url=f"ws://127.0.0.1:{srv.port}/ws")
+    ws.on_trade = lambda data: seen.append((data["s"], data["p"]))
+    ws.on_error = lambda err: errors.append(err)
+    task = asyncio.create_task(ws.connect())
+    await ws.subscribe_trade("BTCUSDT,ETHUSDT")
+    await ws.subscribe_kline("BTCUSDT", KlineType.MIN_1)
+    await wait_until(lambda: {s for s, _ in seen} == {"BTCUSDT", "ETHUSDT"}, timeout=10)
+    ((session, _),) = srv.sessions.values()
+    assert session.klines
+    await ws.unsubscribe_kline("BTCUSDT", KlineType.MIN_1)
+    await wait_until(lambda: not session.klines, timeout=5)
+    await ws.close()
+    await asyncio.wait_for(task, 10)
+    assert errors == []
+
+    titles: list[str] = []
+    news = News(lang="zh-Hans", base_url=f"ws://127.0.0.1:{srv.port}/news")
+    news.on_news = lambda item: titles.append(item["title"])
+    news_task = asyncio.create_task(news.connect())
+    try:
+        await wait_until(lambda: len(titles) >= 2, timeout=10)
+        assert all(t.startswith("[zh-Hans]") for t in titles)
+    finally:
+        await news.close()
+        await asyncio.wait_for(news_task, 10)
