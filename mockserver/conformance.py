@@ -1047,6 +1047,26 @@ class Runner:
         observed = f"HTTP {status}, {len(rows)} rows" + (f"; {'; '.join(problems)}" if problems else "")
         self.add(check, expected, observed, not problems, source)
 
+    async def _rest_object(self, check: str, path: str, data_schema: str, source: str) -> None:
+        """HTTP 200 with the one-object envelope (ret 200) and `data` valid against `data_schema`."""
+        status, raw, err = await self._http("GET", path)
+        expected = f"GET {path}: HTTP 200, ret 200, data valid against {data_schema}"
+        problems: list[str] = []
+        env = _parse(raw)
+        if status != 200:
+            problems.append(f"HTTP {status}" + (f" {err}" if err else ""))
+        elif not isinstance(env, dict):
+            problems.append(f"body is not a JSON object: {_compact(raw.decode('utf-8', 'replace'))}")
+        else:
+            if v := _doc_violation(env, "rest/object-envelope.json"):
+                problems.append(f"envelope: {v}")
+            if env.get("ret") != 200:
+                problems.append(f"ret {env.get('ret')} {env.get('msg')!r}")
+            elif v := _doc_violation(env.get("data"), data_schema):
+                problems.append(f"data: {v}")
+        observed = f"HTTP {status}" + (f"; {'; '.join(problems)}" if problems else "")
+        self.add(check, expected, observed, not problems, source)
+
     async def rest(self) -> None:
         b, first = self.opts.business, self.first
         sym_type, market = DEFAULT_SYMBOLS.get(b, ("", "", "CRYPTO", "US"))[2:]
@@ -1140,6 +1160,7 @@ class Runner:
             "rows",
             some,
         )
+        await self._rest_object("rest.package_info", "/package/info", "rest/package-info.json", SDK)
         await self._rest_errors()
 
     async def _rest_errors(self) -> None:
