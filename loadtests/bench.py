@@ -26,10 +26,9 @@ TARGETS = {
     # Issue 17: an open console costs the mock under 5 % of its push capacity with 1,000 connections.
     "console open, 1000 connections: pushes per server CPU-s": 0.95,
     "proxy: delivered pushes/s": 0.8,
-    # Issue 20: a second worker spends no more per frame than one (>= 0.9 of its frames per CPU-s).
-    "fan-out to 1000 via HAProxy (workers on one core, HAProxy and clients on the other): "
-    "frames per mock CPU-s": 0.9,
-    "fan-out to 1000 via HAProxy (all sharing both cores): frames per mock CPU-s": 0.9,
+    # Issue 20: a second worker spends no more per frame than one (>= 0.9 of its frames per CPU-s), at a
+    # pump cadence both groups keep (bench_cluster's docstring says why the cadence must be the same).
+    "fan-out to 1000 via HAProxy, 50 ms pump: frames per mock CPU-s": 0.9,
     "firehose, 1 connection: frames/s vs bare websockets": 3.0,
     "firehose, 1 connection: frames/s vs raw transport": 0.8,
 }

@@ -15,6 +15,8 @@ class Metrics:
         self.pump_errors = 0  # pump steps that raised (the pump goes on)
         self.connection_errors = 0  # connections dropped because writing to them raised
         self.pushes_skipped = 0  # depth/kline grid points skipped when the pump fell far behind
+        self.socket_writes = 0  # writes of frames to sockets: frames_sent / socket_writes is the batching
+        self.pump_ticks_missed = 0  # pump ticks that passed while a step overran (the cadence slipped)
         self.timer_wakeups = 0  # heartbeat-deadline timers that fired (a spinning timer shows here)
         self.frames_received = 0
         self.errors_sent: Counter[int] = Counter()  # error frames by code
@@ -91,4 +93,14 @@ class Metrics:
             self.pushes_skipped,
         )
         counter("timer_wakeups_total", "Heartbeat-deadline timers fired.", self.timer_wakeups)
+        counter(
+            "socket_writes_total",
+            "Writes of frames to sockets (one per connection per pump step with frames for it).",
+            self.socket_writes,
+        )
+        counter(
+            "pump_ticks_missed_total",
+            "Pump ticks missed because a step overran its interval (pushes later, in bigger writes).",
+            self.pump_ticks_missed,
+        )
         return "\n".join(lines) + "\n"

@@ -76,6 +76,7 @@ class Outbox:
         memory queued to a client that does not read never outgrows the bound by more than one write."""
         try:
             conn.write_frames(frames)
+            self.metrics.socket_writes += 1
             over = conn.buffered() > self.bound
         except Exception as e:  # one broken connection must never take the stream of others with it
             self._on_write_error(conn, e)

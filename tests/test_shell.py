@@ -310,3 +310,35 @@ def test_background_play_applies_the_scenario_server_block(tmp_path: Path) -> No
 
 async def _apply(srv: BackgroundServer, settings: dict[str, Any]) -> None:
     srv.server.apply_settings(settings)
+
+
+async def test_metrics_show_batching_and_a_pump_that_overran_its_cadence(
+    make_server: Any, connect: Any
+) -> None:
+    """Frames per socket write is the batching, and missed pump ticks say a process could not keep its
+    cadence (its pushes went out later, in bigger writes): both on /metrics, so that two processes' cost
+    per frame is compared at the same cadence (the worker-group benchmark checks it)."""
+    srv = await make_server()
+    ws = await connect(srv.ws_url("crypto"))
+    await ws.send({"code": 10000, "trace": "t", "data": {"codes": "BTCUSDT"}})
+    for _ in range(5):
+        await ws.expect_code(10002)
+    pushes = srv.metrics.frames_sent[10002]
+    assert 1 <= srv.metrics.socket_writes <= pushes + 1  # the ack was a write of its own
+    before = srv.metrics.pump_ticks_missed  # a busy machine may already have slipped a tick
+    # A step that takes 3.5 pump intervals: the pump skips the ticks it missed and counts them.
+    loop = asyncio.get_running_loop()
+    real_step, slow = srv.pump.step, {"left": 1}
+
+    def slow_step(target: int) -> None:
+        if slow["left"]:
+            slow["left"] -= 1
+            until = loop.time() + 3.5 * srv.pump.interval
+            while loop.time() < until:  # the overrun itself, not a wait for something
+                pass
+        real_step(target)
+
+    srv.pump.step = slow_step  # type: ignore[method-assign]
+    await wait_until(lambda: srv.metrics.pump_ticks_missed >= before + 3)
+    text = srv.metrics.render()
+    assert "infoway_socket_writes_total" in text and "infoway_pump_ticks_missed_total" in text
