@@ -521,7 +521,7 @@ class FeedPorts:
 
 
 class _Play:
-    __slots__ = ("base", "conn", "done", "episode", "index", "open_base", "plan", "timer")
+    __slots__ = ("base", "conn", "done", "episode", "idle", "index", "key", "open_base", "plan", "timer")
 
     def __init__(self, conn: Any, episode: Episode | None, now: float) -> None:
         self.conn = conn
@@ -529,9 +529,11 @@ class _Play:
         self.open_base = now  # loop time of the open
         self.base: float | None = None  # loop time of the anchor, once known
         self.index = 0
-        self.timer: asyncio.TimerHandle | None = None
+        self.timer: asyncio.Handle | None = None
         self.done = episode is None
         self.plan: list[Any] | None = None  # --speed max: the writes left
+        self.key: Any = None  # --speed max: which cached plan `plan` came from
+        self.idle = False  # --speed max --loop: a pass had nothing for this connection; wait for a subscribe
 
 
 class ReplayFeed:
@@ -628,6 +630,9 @@ class ReplayFeed:
                         self.missing.append(entry)
         if play.base is None and play.episode is not None:
             self._start(play, asyncio.get_running_loop().time())
+        elif play.idle and not play.done:
+            play.idle = False
+            play.timer = asyncio.get_running_loop().call_soon(self._burst_start, play)
 
     def closed(self, conn: Any) -> None:
         play = self._plays.pop(conn, None)
@@ -768,7 +773,7 @@ class ReplayFeed:
         hub_keys = frozenset(
             (kind, key) for kind, key in play.episode.keys() if play.conn in (self._maps[kind].get(key) or ())
         )
-        plan_key = (id(play.episode), hub_keys)
+        plan_key = play.key = (id(play.episode), hub_keys)
         plan = self._plans.get(plan_key)
         if plan is None:
             plan = self._plans[plan_key] = self._plan(play.episode, hub_keys)
@@ -825,6 +830,8 @@ class ReplayFeed:
         if transport is not None:
             transport.set_write_buffer_limits(high=high)
         while plan and not play.done:
+            if not conn.ws_open:
+                return  # closing: nothing can be written any more, and `closed` ends the play
             if conn.buffered() > high:
                 conn.on_drain = lambda: self._burst(play)  # asyncio tells us once it has drained
                 return
@@ -838,10 +845,15 @@ class ReplayFeed:
                 self.market.saw(item)
             self.ports.send(conn, [data], counts)
         if not plan and not play.done:
-            if self.loop and play.episode is not None:
-                self._burst_start(play)  # the whole pass again, as soon as the client has taken it
-            else:
+            if not (self.loop and play.episode is not None):
                 play.done = True
+            elif not any(not isinstance(step, Item) for step in self._plans[play.key]):
+                play.idle = True  # a pass with no frames for this connection: looping it would spin
+            else:
+                # The whole pass again, from the event loop rather than from here: a pass the socket
+                # takes at once (a small capture, a connection going away) must not recurse or starve
+                # the other connections.
+                play.timer = asyncio.get_running_loop().call_soon(self._burst_start, play)
 
     # -- the report ------------------------------------------------------------------------------------
 

@@ -24,7 +24,7 @@ from infoway_mock.mockserver.firehose import render
 from infoway_mock.mockserver.replay import CLOSE, PUSH, RAW, REFUSE, RESET, ReplayFeed
 from infoway_mock.schemas import capture as capture_format
 from infoway_mock.schemas import load
-from tests.conftest import fast_config
+from tests.conftest import fast_config, wait_until
 
 TRADE = load("server/trade-push.json")["examples"][0]["data"]
 DEPTH = load("server/depth-push.json")["examples"][0]["data"]
@@ -344,3 +344,62 @@ def test_serve_replay_from_the_command_line(tmp_path: Path) -> None:
         check=False,
     )
     assert bad.returncode == 2 and "--replay or --firehose" in bad.stderr
+
+
+def _tiny_loop_capture(path: Path) -> Path:
+    r = Recorder(path)
+    r.open(0, 1)
+    r.send(0.01, 1, SUB)
+    r.recv(0.02, 1, trade(1))
+    r.recv(0.05, 1, trade(2))
+    r.w.event("end", 0.11)
+    return r.close()
+
+
+async def test_speed_max_loop_of_a_small_pass_neither_recurses_nor_starves(
+    make_server: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A looped max-speed pass that the socket takes at once used to start the next pass from inside the
+    last one: after ~500 passes a RecursionError in the event loop, and the stream stopped. Each pass now
+    starts from the loop, so the stream goes on and other work gets its turn between passes."""
+    srv = await serve_capture(
+        make_server, _tiny_loop_capture(tmp_path / "c.jsonl"), speed=float("inf"), loop=True
+    )
+    # close_timeout: a client that stops reading a stream that never ends does not see the close reply
+    ws = await websockets.connect(srv.ws_url(), compression=None, max_size=None, close_timeout=0.2)
+    await ws.recv()
+    await ws.send(json.dumps(SUB))
+    assert json.loads(await asyncio.wait_for(ws.recv(), 5))["code"] == 10001
+    ts = [json.loads(await asyncio.wait_for(ws.recv(), 5))["data"]["t"] for _ in range(4000)]
+    assert ts == [1, 2] * 2000
+    # While it streams, the same loop still serves a request on another connection.
+    other = await websockets.connect(srv.ws_url(), compression=None)
+    assert json.loads(await asyncio.wait_for(other.recv(), 5))["code"] == 200
+    await other.close()
+    await ws.close()
+    await wait_until(lambda: not srv.feed._plays, timeout=5)
+    assert not [r for r in caplog.records if r.levelname in ("ERROR", "CRITICAL")], caplog.records
+
+
+async def test_speed_max_loop_with_nothing_for_the_subscription_waits_instead_of_spinning(
+    make_server: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A looped pass with no frames for what the client holds (the capture lacks it) used to recurse at
+    once; it now idles until the client subscribes to something the capture has."""
+    srv = await serve_capture(
+        make_server, _tiny_loop_capture(tmp_path / "c.jsonl"), speed=float("inf"), loop=True
+    )
+    # close_timeout: a client that stops reading a stream that never ends does not see the close reply
+    ws = await websockets.connect(srv.ws_url(), compression=None, max_size=None, close_timeout=0.2)
+    await ws.recv()
+    await ws.send(json.dumps({"code": 10000, "trace": "e", "data": {"codes": "ETHUSDT"}}))
+    assert json.loads(await asyncio.wait_for(ws.recv(), 5))["code"] == 10001
+    ((play),) = srv.feed._plays.values()
+    await wait_until(lambda: play.plan == [], timeout=5)  # the first pass ran: nothing in it for ETHUSDT
+    assert srv.metrics.frames_sent[10002] == 0
+    await ws.send(json.dumps(SUB))
+    assert json.loads(await asyncio.wait_for(ws.recv(), 5))["code"] == 10001
+    ts = [json.loads(await asyncio.wait_for(ws.recv(), 5))["data"]["t"] for _ in range(10)]
+    assert ts == [1, 2] * 5
+    await ws.close()
+    assert not [r for r in caplog.records if r.levelname in ("ERROR", "CRITICAL")], caplog.records
