@@ -118,6 +118,15 @@ class Limits:
     max_send_buffer: int = 4 * 1024 * 1024  # HTTP responses: stop reading while this much is unsent
 
 
+def reset_on_close(transport: asyncio.BaseTransport) -> None:
+    """Make the transport's next close or abort send a TCP reset (SO_LINGER 0) instead of a FIN: a crashed
+    peer, a dropped NAT, or a recorded reset reproduced."""
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+
+
 class Connection(asyncio.Protocol):
     """asyncio glue for one TCP connection. The server keeps its protocol state in `session`."""
 
@@ -264,10 +273,7 @@ class Connection(asyncio.Protocol):
         if transport is None:
             return
         if reset:
-            sock = transport.get_extra_info("socket")
-            if sock is not None:
-                with contextlib.suppress(OSError):
-                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            reset_on_close(transport)
         transport.abort()
 
     def pause_reading(self) -> None:

@@ -29,15 +29,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
-import contextlib
 import itertools
 import logging
 import random
 import secrets
 import signal
-import socket
 import ssl
-import struct
 import time
 import uuid
 from collections import Counter
@@ -55,7 +52,7 @@ from infoway_mock.schemas.capture import RECV, SEND, CaptureWriter, mask_key, ma
 from infoway_mock.schemas.codes import ERRORS
 
 from .config import ServerConfig
-from .connection import Connection, HttpRequest, HttpResponse, Limits
+from .connection import Connection, HttpRequest, HttpResponse, Limits, reset_on_close
 from .control import ControlChannel
 from .fanout import text_frame
 from .faults import FaultEngine
@@ -385,10 +382,7 @@ class UpstreamLink(asyncio.Protocol):
         if transport is None:
             return
         if reset:
-            sock = transport.get_extra_info("socket")
-            if sock is not None:
-                with contextlib.suppress(OSError):
-                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            reset_on_close(transport)
         transport.abort()
 
     def pause(self) -> None:

@@ -14,12 +14,11 @@ Pure: bytes in, frames out; protocol errors raise `WireError` with the close cod
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import socket
 import struct
 
 from websockets.frames import Close, Frame, Opcode
 
+from .connection import reset_on_close
 from .fanout import text_frame
 from .outbox import binary_frame
 
@@ -166,9 +165,6 @@ def end_after_flush(transport: asyncio.Transport | None, *, reset: bool, timeout
     if transport is None or transport.is_closing():
         return
     if reset:
-        sock = transport.get_extra_info("socket")
-        if sock is not None:
-            with contextlib.suppress(OSError):
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        reset_on_close(transport)
     transport.close()  # asyncio sends what it holds, then closes the socket (an RST with linger 0)
     asyncio.get_running_loop().call_later(timeout, transport.abort)
