@@ -247,9 +247,9 @@ async def test_rest_answers_from_the_replayed_state(make_server: Any, tmp_path: 
         with urllib.request.urlopen(req, timeout=5) as resp:
             return json.loads(resp.read())["data"]
 
-    async with asyncio.timeout(5):
-        while srv.feed.market.last_trade("BTCUSDT") is None:
-            await asyncio.sleep(0.01)  # polled: the replay has reached its first trade
+    # The replay has reached the first trade and the book recorded 10 ms after it.
+    market = srv.feed.market
+    await wait_until(lambda: market.last_trade("BTCUSDT") is not None and market.is_open("BTCUSDT", 0))
     assert (await asyncio.to_thread(rest, "/crypto/batch_trade/BTCUSDT"))[0]["t"] == 111
     assert (await asyncio.to_thread(rest, "/crypto/batch_depth/BTCUSDT"))[0]["a"] == DEPTH["a"]
     await task
