@@ -19,8 +19,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -30,43 +28,23 @@ from pathlib import Path
 from typing import Any
 
 from loadtests.bench_connections import _handshakes, _row
-from loadtests.harness import alternate, format_table
+from loadtests.harness import (
+    alternate,
+    children,
+    cpu_seconds,
+    format_table,
+    free_port,
+    metric_sum,
+    scrape_metrics,
+)
 
 KEYS = [f"bench-key-{i:02d}" for i in range(16)]
-_TICK = os.sysconf("SC_CLK_TCK")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / _TICK  # utime + stime
-
-
-def _children(pid: int) -> dict[int, str]:
-    out = {}
-    for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
-        out[int(child)] = Path(f"/proc/{child}/comm").read_text().strip()
-    return out
 
 
 def _counters(port: int) -> dict[str, float]:
     """Frames sent, socket writes and missed pump ticks, summed over the group (its /metrics)."""
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
-        s.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        data = b""
-        while chunk := s.recv(65536):
-            data += chunk
-    out = dict.fromkeys(_METRICS.values(), 0.0)
-    for line in data.decode().splitlines():
-        for prefix, name in _METRICS.items():
-            if line.startswith(prefix):
-                out[name] += float(line.rsplit(" ", 1)[1])
-    return out
+    m = scrape_metrics(port, timeout=10)
+    return {name: metric_sum(m, prefix) for prefix, name in _METRICS.items()}
 
 
 _METRICS = {
@@ -80,7 +58,7 @@ class Group:
     """`infoway-mock serve [--workers N]` in a subprocess, on a busy one-symbol market."""
 
     def __init__(self, workers: int, tmp: Path, trade_rate: float, pump_interval: float = 0.01) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         config = {
             "keys": [{"key": k, "plan": "load"} for k in KEYS],
             "server": {
@@ -101,12 +79,12 @@ class Group:
         line = self.proc.stdout.readline().decode()
         if "serving" not in line:
             raise RuntimeError(f"server did not start: {line!r}")
-        kids = _children(self.proc.pid) if workers else {}
+        kids = children(self.proc.pid) if workers else {}
         self.mocks = [p for p, name in kids.items() if name != "haproxy"] or [self.proc.pid]
         self.haproxy = [p for p, name in kids.items() if name == "haproxy"]
 
     def cpu(self) -> tuple[float, float]:
-        return sum(_cpu_seconds(p) for p in self.mocks), sum(_cpu_seconds(p) for p in self.haproxy)
+        return sum(cpu_seconds(p) for p in self.mocks), sum(cpu_seconds(p) for p in self.haproxy)
 
     def close(self) -> None:
         self.proc.terminate()

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
+import socket
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
+
+_CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
 def alternate(candidates: dict[str, Callable[[], float]], repetitions: int) -> dict[str, list[float]]:
@@ -101,3 +106,45 @@ def fmt(x: float) -> str:
 
 def now() -> float:
     return time.perf_counter()
+
+
+# -- a server under test: its port, its processes, its /metrics ------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def children(pid: int) -> dict[int, str]:
+    """The direct children of a process, with their command names (a worker group's workers and HAProxy)."""
+    out = {}
+    for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
+        out[int(child)] = Path(f"/proc/{child}/comm").read_text().strip()
+    return out
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / _CLK_TCK  # utime + stime
+
+
+def scrape_metrics(port: int, timeout: float = 60) -> dict[str, float]:
+    """A mock's /metrics (a group's: summed over its workers) as {sample name with labels: value}."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        data = b""
+        while chunk := s.recv(65536):
+            data += chunk
+    out: dict[str, float] = {}
+    for line in data.decode().split("\r\n\r\n", 1)[1].splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            out[name] = float(value)
+    return out
+
+
+def metric_sum(metrics: dict[str, float], prefix: str) -> float:
+    """A counter summed over its labels."""
+    return sum(v for k, v in metrics.items() if k.startswith(prefix))

@@ -19,14 +19,10 @@ import sys
 import time
 from pathlib import Path
 
+from loadtests.harness import free_port
+
 ROOT = Path(__file__).resolve().parent.parent
 LOCUSTFILE = ROOT / "loadtests" / "locustfile.py"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_listening(port: int, proc: subprocess.Popen[bytes], deadline: float = 30.0) -> None:

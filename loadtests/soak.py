@@ -15,13 +15,14 @@ import multiprocessing as mp
 import os
 import re
 import resource
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from loadtests.harness import children, free_port, metric_sum, scrape_metrics
 
 SYMBOLS = [("crypto", "BTCUSDT"), ("crypto", "ETHUSDT"), ("common", "EURUSD"), ("common", "XAUUSD")]
 TOKEN = "soak-control-token"
@@ -31,12 +32,6 @@ def _raise_nofile() -> None:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < hard:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # -- client processes ---------------------------------------------------------------------------------------
@@ -110,28 +105,6 @@ def _rss_kb(pid: int) -> int:
         return 0
     m = re.search(r"^VmRSS:\s+(\d+)", text, re.M)
     return int(m.group(1)) if m else 0
-
-
-def _tree(pid: int) -> dict[int, str]:
-    """The server's processes: the supervisor and its children, with their command names."""
-    out = {pid: Path(f"/proc/{pid}/comm").read_text().strip()}
-    for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
-        out[int(child)] = Path(f"/proc/{child}/comm").read_text().strip()
-    return out
-
-
-def _metrics(port: int) -> dict[str, float]:
-    with socket.create_connection(("127.0.0.1", port), timeout=60) as s:
-        s.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        data = b""
-        while chunk := s.recv(65536):
-            data += chunk
-    out: dict[str, float] = {}
-    for line in data.decode().split("\r\n\r\n", 1)[1].splitlines():
-        if line and not line.startswith("#"):
-            name, _, value = line.rpartition(" ")
-            out[name] = float(value)
-    return out
 
 
 def _start_server(
@@ -221,37 +194,33 @@ class Clients:
             proc.join(30)
 
 
-def _sum(metrics: dict[str, float], prefix: str) -> float:
-    return sum(v for k, v in metrics.items() if k.startswith(prefix))
-
-
 def _wait_idle(port: int, timeout: float = 60) -> dict[str, float]:
     deadline = time.monotonic() + timeout
-    while not _idle(after := _metrics(port)) and time.monotonic() < deadline:
+    while not _idle(after := scrape_metrics(port)) and time.monotonic() < deadline:
         time.sleep(0.5)  # polling the server's gauges with a deadline
     return after
 
 
 def run(connections: int, workers: int, seconds: float, processes: int, n_keys: int) -> dict[str, Any]:
     _raise_nofile()
-    port = _free_port()
+    port = free_port()
     keys = [f"soak-key-{i:02d}" for i in range(n_keys)]
     with tempfile.TemporaryDirectory() as tmp:
         server = _start_server(port, workers, keys, Path(tmp), connections)
         try:
             time.sleep(0.5)  # let the group settle before measuring its idle memory
-            tree = _tree(server.pid)
+            tree = {server.pid: Path(f"/proc/{server.pid}/comm").read_text().strip(), **children(server.pid)}
             idle_rss = {pid: _rss_kb(pid) for pid in tree}
             clients = Clients(port, connections, processes, keys)
             t_open = time.monotonic()
             got = clients.wait_open(connections)
             open_seconds = time.monotonic() - t_open
-            m0, f0, t0 = _metrics(port), sum(g["frames"] for g in got), time.monotonic()
+            m0, f0, t0 = scrape_metrics(port), sum(g["frames"] for g in got), time.monotonic()
             time.sleep(seconds)  # the soak itself
             got = clients.counts()
             f1, t1 = sum(g["frames"] for g in got), time.monotonic()
             loaded_rss = {pid: _rss_kb(pid) for pid in tree}
-            m1 = _metrics(port)
+            m1 = scrape_metrics(port)
             clients.close()
             after = _wait_idle(port)
         finally:
@@ -260,7 +229,7 @@ def run(connections: int, workers: int, seconds: float, processes: int, n_keys: 
     mocks = [pid for pid, name in tree.items() if name != "haproxy" and (workers == 0 or pid != server.pid)]
     haproxy = [pid for pid, name in tree.items() if name == "haproxy"]
     mock_idle, mock_loaded = sum(idle_rss[p] for p in mocks), sum(loaded_rss[p] for p in mocks)
-    frames = _sum(m1, "infoway_frames_sent_total") - _sum(m0, "infoway_frames_sent_total")
+    frames = metric_sum(m1, "infoway_frames_sent_total") - metric_sum(m0, "infoway_frames_sent_total")
     return {
         "connections": connections,
         "opened": sum(g["opened"] for g in got),
@@ -277,8 +246,8 @@ def run(connections: int, workers: int, seconds: float, processes: int, n_keys: 
         "mock_rss_loaded_mb": round(mock_loaded / 1024, 1),
         "mock_rss_per_connection_kb": round((mock_loaded - mock_idle) / max(1, connections), 1),
         "haproxy_rss_mb": round(sum(loaded_rss[p] for p in haproxy) / 1024, 1),
-        "server_errors_sent": _sum(m1, "infoway_errors_sent_total"),
-        "handshakes_refused": _sum(m1, "infoway_handshakes_refused_total"),
+        "server_errors_sent": metric_sum(m1, "infoway_errors_sent_total"),
+        "handshakes_refused": metric_sum(m1, "infoway_handshakes_refused_total"),
         "slow_consumers_dropped": m1.get("infoway_slow_consumers_dropped_total", 0),
         "contract_violations": m1.get("infoway_contract_violations_total", 0),
         "idle_after": _idle(after),
