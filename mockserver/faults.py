@@ -72,6 +72,9 @@ class FaultContext(Protocol):
 # -- the kinds ---------------------------------------------------------------------------------------------
 
 _SECONDS = {"type": "number", "exclusiveMinimum": 0, "maximum": MAX_SECONDS}
+# The parameters several kinds share: an ongoing fault's duration, and a per-frame probability.
+_UNTIL_CLEARED = {**_SECONDS, "description": "how long (default: until cleared)"}
+_PROBABILITY = {"type": "number", "minimum": 0, "maximum": 1, "default": 1.0}
 
 
 class Kind:
@@ -182,7 +185,7 @@ class Refuse(Kind):
             "default": 503,
             "description": "HTTP status",
         },
-        "seconds": {**_SECONDS, "description": "how long (default: until cleared)"},
+        "seconds": _UNTIL_CLEARED,
     }
     targets = ("key",)  # there is no connection yet to aim at
 
@@ -202,7 +205,7 @@ class Ongoing(Kind):
 class Stall(Ongoing):
     name = "stall"
     summary = "stop sending (frames are counted as dropped) and stop reading; the socket stays open"
-    params = {"seconds": {**_SECONDS, "description": "how long (default: until cleared)"}}
+    params = {"seconds": _UNTIL_CLEARED}
     stage = 0
     pauses_reading = True
 
@@ -214,7 +217,7 @@ class Stall(Ongoing):
 class StopReading(Ongoing):
     name = "stop_reading"
     summary = "stop reading the client (its frames queue up in TCP); sending goes on"
-    params = {"seconds": {**_SECONDS, "description": "how long (default: until cleared)"}}
+    params = {"seconds": _UNTIL_CLEARED}
     pauses_reading = True
     shapes = False
 
@@ -223,8 +226,8 @@ class Reorder(Ongoing):
     name = "reorder"
     summary = "swap pairs of frames with some probability"
     params = {
-        "probability": {"type": "number", "minimum": 0, "maximum": 1, "default": 1.0},
-        "seconds": {**_SECONDS, "description": "how long (default: until cleared)"},
+        "probability": _PROBABILITY,
+        "seconds": _UNTIL_CLEARED,
     }
     stage = 1
 
@@ -245,8 +248,8 @@ class Duplicate(Ongoing):
     name = "duplicate"
     summary = "send frames twice with some probability"
     params = {
-        "probability": {"type": "number", "minimum": 0, "maximum": 1, "default": 1.0},
-        "seconds": {**_SECONDS, "description": "how long (default: until cleared)"},
+        "probability": _PROBABILITY,
+        "seconds": _UNTIL_CLEARED,
     }
     stage = 2
 
@@ -266,7 +269,7 @@ class Delay(Ongoing):
     params = {
         "delay": {"type": "number", "minimum": 0, "maximum": 3600, "default": 0.0},
         "jitter": {"type": "number", "minimum": 0, "maximum": 3600, "default": 0.0},
-        "seconds": {**_SECONDS, "description": "how long (default: until cleared)"},
+        "seconds": _UNTIL_CLEARED,
     }
     stage = 3
 
