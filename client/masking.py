@@ -5,16 +5,9 @@ from __future__ import annotations
 import logging
 import re
 
+from infoway_mock.schemas.masking import mask_key
+
 _KEY_IN_TEXT = re.compile(r"(?i)(apikey\s*[=:]\s*)([^&\s\"']+)")
-
-
-def mask_key(key: str | None) -> str:
-    """Enough of a key to tell keys apart, never enough to use it."""
-    if not key:
-        return "<none>"
-    if len(key) <= 4:
-        return "*" * len(key)
-    return key[:2] + "*" * (len(key) - 4) + key[-2:]
 
 
 def mask_text(text: str, key: str | None = None) -> str:

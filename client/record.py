@@ -24,8 +24,9 @@ from urllib.parse import parse_qsl, urlsplit
 
 import orjson
 
-from infoway_mock.schemas.capture import CaptureWriter, mask_query
+from infoway_mock.schemas.capture import CaptureWriter
 from infoway_mock.schemas.codes import LEGACY_TRADE_PUSH, PUSH_DEPTH, PUSH_KLINE, PUSH_TRADE
+from infoway_mock.schemas.masking import mask_query
 
 from .events import Connected, Depth, Disconnected, Kline, ServerError, Trade
 

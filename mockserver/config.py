@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from infoway_mock.schemas.masking import mask_key
+
 DEFAULT_KEY = "demo"
 # Shipped for load tests (loadtests/locustfile.py's default): the demo key's 9 connections would turn a
 # 20-user run into 427s. Mock-only; the live service has no such plan.
@@ -172,12 +174,3 @@ def config_from_dict(raw: dict[str, Any], base: ServerConfig | None = None) -> S
         if plan not in cfg.plans:
             raise ValueError(f"key {mask_key(key)} names unknown plan {plan!r}")
     return cfg
-
-
-def mask_key(key: str | None) -> str:
-    """Show enough of a key to tell keys apart in logs, never enough to use it."""
-    if not key:
-        return "<none>"
-    if len(key) <= 4:
-        return "*" * len(key)
-    return key[:2] + "*" * (len(key) - 4) + key[-2:]

@@ -48,8 +48,9 @@ import orjson
 from websockets.server import ServerProtocol
 from websockets.utils import accept_key, generate_key
 
-from infoway_mock.schemas.capture import RECV, SEND, CaptureWriter, mask_key, mask_query, mask_target
+from infoway_mock.schemas.capture import RECV, SEND, CaptureWriter
 from infoway_mock.schemas.codes import ERRORS
+from infoway_mock.schemas.masking import mask_key, mask_query, mask_target
 
 from .config import ServerConfig
 from .connection import Connection, HttpRequest, HttpResponse, Limits, reset_on_close

@@ -13,55 +13,23 @@ in the trailer's `unrecorded`, never dropped silently.
 from __future__ import annotations
 
 import base64
-import re
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
-from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import orjson
 
 from .errors import Violation
+from .masking import mask_text
 
 MAGIC = "infoway"
 VERSION = 1
 SEND, RECV = "send", "recv"
 SCHEMA = "capture.schema.json"
 DEFAULT_MAX_BYTES = 1 << 30  # 1 GiB: hours of a busy stream; a bound, so a forgotten proxy cannot fill a disk
-
-_KEY_NAMES = frozenset({"apikey", "api_key", "token"})
-_KEY_IN_TEXT = re.compile(r"(?i)((?:apikey|api_key|token)\s*[=:]\s*)([^&\s\"']+)")
-
-
-def mask_key(key: str | None) -> str:
-    """Enough of a key to tell keys apart in a capture, never enough to use it (as the mock's logs do)."""
-    if not key:
-        return "<none>"
-    if len(key) <= 4:
-        return "*" * len(key)
-    return key[:2] + "*" * (len(key) - 4) + key[-2:]
-
-
-def mask_query(query: Mapping[str, str]) -> dict[str, str]:
-    return {k: (mask_key(v) if k.lower() in _KEY_NAMES else v) for k, v in query.items()}
-
-
-def mask_target(target: str) -> str:
-    """A request target (path?query) with every key in its query masked."""
-    url = urlsplit(target)
-    if not url.query:
-        return target
-    pairs = [(k, mask_key(v) if k.lower() in _KEY_NAMES else v) for k, v in parse_qsl(url.query, True)]
-    return url._replace(query=urlencode(pairs, safe="*")).geturl()
-
-
-def mask_text(text: str) -> str:
-    """Free text (a URL, an error message) with every `apikey=...` value masked."""
-    return _KEY_IN_TEXT.sub(lambda m: m.group(1) + mask_key(m.group(2)), text)
-
 
 # Header length of an unmasked frame by its second byte: 2, then 4 for a 16-bit length, 10 for a 64-bit one.
 _HEADER = bytes([2] * 126 + [4, 10] + [2] * 128)

@@ -13,14 +13,9 @@ import pytest
 from infoway_mock.mockserver.fanout import text_frame
 from infoway_mock.mockserver.outbox import binary_frame
 from infoway_mock.schemas import load
-from infoway_mock.schemas.capture import (
-    CaptureError,
-    CaptureWriter,
-    mask_query,
-    mask_target,
-    read,
-)
+from infoway_mock.schemas.capture import CaptureError, CaptureWriter, read
 from infoway_mock.schemas.check import check_lines
+from infoway_mock.schemas.masking import mask_query, mask_target
 
 TRADE = load("server/trade-push.json")["examples"][0]
 SUBSCRIBE = load("client/subscribe-trades.json")["examples"][0]
