@@ -147,6 +147,17 @@ class _FaultPort:
         self._srv.metrics.frames_dropped[reason] += n
 
 
+def _limits(cfg: ServerConfig) -> Limits:
+    """The connection bounds a server config sets (at start, and again when settings are applied)."""
+    return Limits(
+        max_message=cfg.max_frame_size,
+        max_http_body=cfg.max_http_body,
+        http_idle_timeout=cfg.http_idle_timeout,
+        close_timeout=cfg.close_timeout,
+        max_send_buffer=cfg.max_send_buffer,
+    )
+
+
 class MockServer:
     """An in-process mock Infoway exchange: `async with MockServer(cfg) as srv:`, then srv.ws_url()."""
 
@@ -230,13 +241,7 @@ class MockServer:
         self.records: collections.deque[ConnectionRecord] = collections.deque(maxlen=cfg.max_report_records)
         self.started = self.clock.monotonic()
         self.port: int = cfg.port
-        self._limits = Limits(
-            max_message=cfg.max_frame_size,
-            max_http_body=cfg.max_http_body,
-            http_idle_timeout=cfg.http_idle_timeout,
-            close_timeout=cfg.close_timeout,
-            max_send_buffer=cfg.max_send_buffer,
-        )
+        self._limits = _limits(cfg)
         self._handshaker = ServerProtocol()  # validates upgrades and builds the 101 (websockets' own checks)
         # Connection ids; in a group of worker processes each takes every Nth id, so ids stay unique.
         self._ids = itertools.count(cfg.conn_id_offset, cfg.conn_id_stride)
@@ -398,13 +403,7 @@ class MockServer:
         self.faults.ctx.error_close_code = cfg.error_close_code  # type: ignore[misc]
         self.market.set_trade_rate(cfg.trade_rate)
         self.pump.set_intervals(cfg.pump_interval, cfg.depth_interval, cfg.kline_interval)
-        self._limits = Limits(
-            max_message=cfg.max_frame_size,
-            max_http_body=cfg.max_http_body,
-            http_idle_timeout=cfg.http_idle_timeout,
-            close_timeout=cfg.close_timeout,
-            max_send_buffer=cfg.max_send_buffer,
-        )
+        self._limits = _limits(cfg)
 
     def ws_url(self, business: str = "crypto", key: str | None = "demo") -> str:
         q = f"?business={business}" + (f"&apikey={key}" if key is not None else "")
