@@ -138,6 +138,21 @@ def _first_object(lines: list[str]) -> Any:
     return None
 
 
+_NOT_JSON = {"$": "line is not JSON", "$.text": "text is not JSON", "$._raw": "_raw is not JSON"}
+
+
+def _frame_json(report: Report, number: int, direction: str, text: str, path: str) -> tuple[Any, bool]:
+    """A frame's text parsed, and whether it was JSON. A received stock banner (the one text frame that is
+    not JSON) is counted; any other text that is not JSON is a violation at `path`."""
+    frame, parsed = _parse(text)
+    if not parsed:
+        if direction == RECV and text.strip() == BANNER:
+            report.counts[(RECV, "text")] += 1
+        else:
+            report.violations.append((number, Violation(path, text, "json", _NOT_JSON[path])))
+    return frame, parsed
+
+
 def check_capture(lines: Iterable[str], *, semantic: bool = True) -> Report:
     """Check a capture: each line against the capture schema, each frame against the contract."""
     report = Report()
@@ -167,14 +182,8 @@ def check_capture(lines: Iterable[str], *, semantic: bool = True) -> Report:
             msg = "a binary frame: the contract has only JSON text frames"
             report.violations.append((number, Violation("$.binary", obj["binary"][:40], "binary", msg)))
             continue
-        frame, parsed = _parse(obj["text"])
+        frame, parsed = _frame_json(report, number, direction, obj["text"], "$.text")
         if not parsed:
-            if direction == RECV and obj["text"].strip() == BANNER:
-                report.counts[(RECV, "text")] += 1
-            else:
-                report.violations.append(
-                    (number, Violation("$.text", obj["text"], "json", "text is not JSON"))
-                )
             continue
         report.counts[(direction, _code_label(frame))] += 1
         socket = sockets.get(obj["conn"], "ws")
@@ -195,12 +204,8 @@ def check_lines(lines: Iterable[str], *, semantic: bool = True) -> Report:
         if not text:
             continue
         report.lines += 1
-        obj, parsed = _parse(text)
+        obj, parsed = _frame_json(report, number, RECV, text, "$")
         if not parsed:
-            if text == BANNER:
-                report.counts[(RECV, "text")] += 1
-            else:
-                report.violations.append((number, Violation("$", text, "json", "line is not JSON")))
             continue
         if isinstance(obj, dict) and "_raw" in obj:
             direction, raw = obj.get("_dir"), obj["_raw"]
@@ -212,13 +217,8 @@ def check_lines(lines: Iterable[str], *, semantic: bool = True) -> Report:
                 msg = "_raw must be the frame as a string"
                 report.violations.append((number, Violation("$._raw", raw, "type", msg)))
                 continue
-            obj, parsed = _parse(raw)
+            obj, parsed = _frame_json(report, number, direction, raw, "$._raw")
             if not parsed:
-                if direction == RECV and raw.strip() == BANNER:
-                    report.counts[(RECV, "text")] += 1
-                else:
-                    msg = "_raw is not JSON"
-                    report.violations.append((number, Violation("$._raw", raw, "json", msg)))
                 continue
         else:
             direction = SEND if is_client_frame(obj) else RECV
