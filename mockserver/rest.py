@@ -50,15 +50,21 @@ _ROUTE = re.compile(
     r"|batch_kline/(?P<kt>[^/]+)/(?P<kn>[^/]+)/(?P<kline>[^/]+)"
     r"|(?P<v2>v2/batch_kline))/?$"
 )
-# Reference data lives under /common/basic only, and answers its errors as RFC 7807 problems.
-BASIC = {
-    "/common/basic/symbols": "symbols",
-    "/common/basic/symbols/info": "info",
-    "/common/basic/markets": "markets",
-    "/common/basic/markets/trading_days": "days",
-    "/common/basic/markets/trading_schedule": "schedule",
-    "/common/basic/symbols/adjustment_factors": "factors",
-    "/common/basic/stock/detail": "detail",
+# Reference data lives under /common/basic only, and answers its errors as RFC 7807 problems. Each path
+# reads the catalogue (or the exchange calendar) and the query; a BadRequest is the 400.
+BASIC: dict[str, Callable[[Catalogue, Mapping[str, str]], Any]] = {
+    "/common/basic/symbols": lambda cat, q: symbol_rows(cat, q.get("type"), q.get("symbols")),
+    "/common/basic/symbols/info": lambda cat, q: symbol_info_rows(cat, q.get("type"), q.get("symbols")),
+    "/common/basic/markets": lambda cat, q: market_rows(),
+    # The exchange calendar, whatever market_hours streams: reference data about the exchange.
+    "/common/basic/markets/trading_days": lambda cat, q: trading_days(
+        q.get("market"), q.get("beginDay"), q.get("endDay")
+    ),
+    "/common/basic/markets/trading_schedule": lambda cat, q: trading_schedule_rows(cat, q.get("type")),
+    "/common/basic/symbols/adjustment_factors": lambda cat, q: adjustment_factors(
+        cat, q.get("symbol"), q.get("market"), q.get("beginDay"), q.get("endDay")
+    ),
+    "/common/basic/stock/detail": lambda cat, q: stock_detail(cat, q.get("type"), q.get("symbol")),
 }
 # The key's own plan (the SDK's `packages.get_info()`, in its quick start).
 PACKAGE = "/package/info"
@@ -148,11 +154,11 @@ class RestService:
                 f"financial statements ({', '.join(p + '*' for p in NOT_MODELLED)}) are not modelled."
             )
             return problem(501, "Not Implemented", detail, path)
-        basic = BASIC.get(path.rstrip("/"))
-        if path.rstrip("/") == PACKAGE:
-            basic = "package"
+        bare = path.rstrip("/")
+        basic = BASIC.get(bare)
+        own_plan = bare == PACKAGE
         m = _ROUTE.match(path)
-        if basic is None and (m is None or m["b"] not in REST_BUSINESSES):
+        if basic is None and not own_plan and (m is None or m["b"] not in REST_BUSINESSES):
             return RestResponse(404, orjson.dumps({"code": 404, "message": "Not Found"}))
         allowed = "POST" if m is not None and m["v2"] else "GET, HEAD"
         if method not in allowed.split(", "):
@@ -164,11 +170,11 @@ class RestService:
         if not self.quotas.rest_hit(key, plan.rest_rate_limit, self.rate_window, self.monotonic()):
             msg = f"Request frequency exceed the limit：{plan.rest_rate_limit} times per minute"
             return RestResponse(429, _envelope(429, msg, None))
-        if basic == "package":
+        if own_plan:
             return RestResponse(200, _envelope(200, "success", package_info(plan, self.rate_window)))
         if basic is not None:
             try:
-                data = self._basic(basic, query)
+                data = basic(self.catalogue, query)
             except BadRequest as e:
                 return problem(400, "Bad Request", e.detail, path)
             return RestResponse(200, _envelope(200, "success", data))
@@ -178,21 +184,6 @@ class RestService:
         except _BusinessError as e:
             return RestResponse(200, _envelope(e.ret, e.msg, None))
         return RestResponse(200, _envelope(200, "success", data))
-
-    def _basic(self, what: str, query: Mapping[str, str]) -> Any:
-        cat = self.catalogue
-        q = query.get
-        answers: dict[str, Callable[[], Any]] = {
-            "symbols": lambda: symbol_rows(cat, q("type"), q("symbols")),
-            "info": lambda: symbol_info_rows(cat, q("type"), q("symbols")),
-            "detail": lambda: stock_detail(cat, q("type"), q("symbol")),
-            "markets": market_rows,
-            # The exchange calendar, whatever market_hours streams: reference data about the exchange.
-            "days": lambda: trading_days(q("market"), q("beginDay"), q("endDay")),
-            "factors": lambda: adjustment_factors(cat, q("symbol"), q("market"), q("beginDay"), q("endDay")),
-            "schedule": lambda: trading_schedule_rows(cat, q("type")),
-        }
-        return answers[what]()
 
     # -- routes ------------------------------------------------------------------------------------------
 
