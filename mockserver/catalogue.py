@@ -457,11 +457,10 @@ def adjustment_factors(
     adjustment factors of an equity in a date range. The simulated market has no corporate actions
     (splits, dividends), so a valid request is answered with no rows; bad parameters are 400s as on the
     calendar endpoint."""
-    trading_days(market, begin_day, end_day)  # the same checks of market and range
+    code, *_ = _market_range(market, begin_day, end_day, MAX_CALENDAR_DAYS)  # as on trading_days
     if symbol is None or not symbol.strip():
         raise BadRequest("Required parameter 'symbol' is not present.")
     inst = catalogue.get(symbol.strip())
-    code = (market or "").strip().upper()
     if inst is None or inst.market != code:
         raise BadRequest(f"Symbol {symbol.strip()!r} is not a {code} equity.")
     return []
@@ -506,18 +505,11 @@ def _parse_day(name: str, value: str | None) -> tuple[date, bool]:
         ) from None
 
 
-def trading_days(
-    market: str | None,
-    begin_day: str | None,
-    end_day: str | None,
-    *,
-    mode: str = "real",
-    max_days: int = MAX_CALENDAR_DAYS,
-) -> list[dict[str, str]]:
-    """`GET /common/basic/markets/trading_days?market=US&beginDay=...&endDay=...`: one row
-    {"market", "day"} per day with a session, days written as the request wrote beginDay (YYYYMMDD or
-    YYYY-MM-DD). Weekends are closed; exchange holidays are not modelled. `mode` "always" (the server's
-    market_hours) makes every day a trading day, as the mock then streams."""
+def _market_range(
+    market: str | None, begin_day: str | None, end_day: str | None, max_days: int
+) -> tuple[str, date, int, bool]:
+    """The checked `market`, `beginDay`, `endDay` of a calendar query: (market code, first day, days in the
+    range, whether beginDay was written YYYY-MM-DD)."""
     if market is None or not market.strip():
         raise BadRequest("Required parameter 'market' is not present.")
     code = market.strip().upper()
@@ -530,6 +522,22 @@ def trading_days(
     span = (end - begin).days + 1
     if span > max_days:
         raise BadRequest(f"The range holds {span} days; at most {max_days} are allowed.")
+    return code, begin, span, dashed
+
+
+def trading_days(
+    market: str | None,
+    begin_day: str | None,
+    end_day: str | None,
+    *,
+    mode: str = "real",
+    max_days: int = MAX_CALENDAR_DAYS,
+) -> list[dict[str, str]]:
+    """`GET /common/basic/markets/trading_days?market=US&beginDay=...&endDay=...`: one row
+    {"market", "day"} per day with a session, days written as the request wrote beginDay (YYYYMMDD or
+    YYYY-MM-DD). Weekends are closed; exchange holidays are not modelled. `mode` "always" (the server's
+    market_hours) makes every day a trading day, as the mock then streams."""
+    code, begin, span, dashed = _market_range(market, begin_day, end_day, max_days)
     sched = ALWAYS if check_mode(mode) == "always" else SCHEDULES[code]
     fmt = "%Y-%m-%d" if dashed else "%Y%m%d"
     days = (begin + timedelta(days=n) for n in range(span))
