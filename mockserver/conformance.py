@@ -1008,6 +1008,26 @@ class Runner:
 
         return await asyncio.to_thread(call)
 
+    async def _rest_envelope(
+        self, method: str, path: str, envelope: str, body: dict[str, Any] | None = None
+    ) -> tuple[int | None, dict[str, Any] | None, list[str]]:
+        """One call: (HTTP status, the envelope if the body is a JSON object, what is wrong so far: the
+        status, the body, the envelope against its schema, a `ret` other than 200)."""
+        status, raw, err = await self._http(
+            method, path, body=None if body is None else json.dumps(body).encode()
+        )
+        env = _parse(raw)
+        if status != 200:
+            return status, None, [f"HTTP {status}" + (f" {err}" if err else "")]
+        if not isinstance(env, dict):
+            return status, None, [f"body is not a JSON object: {_compact(raw.decode('utf-8', 'replace'))}"]
+        problems = []
+        if v := _doc_violation(env, envelope):
+            problems.append(f"envelope: {v}")
+        if env.get("ret") != 200:
+            problems.append(f"ret {env.get('ret')} {env.get('msg')!r}")
+        return status, env, problems
+
     async def _rest_rows(
         self,
         check: str,
@@ -1020,24 +1040,12 @@ class Runner:
         body: dict[str, Any] | None = None,
     ) -> None:
         """HTTP 200 with the envelope (ret 200), every row valid against `row_schema`, and `judge`'s rule."""
-        status, raw, err = await self._http(
-            method, path, body=None if body is None else json.dumps(body).encode()
-        )
+        status, env, problems = await self._rest_envelope(method, path, "rest/envelope.json", body)
         expected = f"{method} {path}: HTTP 200, ret 200, rows valid against {row_schema}" + (
             f", {expect}" if expect else ""
         )
-        problems: list[str] = []
-        env = _parse(raw)
         rows: list[Any] = []
-        if status != 200:
-            problems.append(f"HTTP {status}" + (f" {err}" if err else ""))
-        elif not isinstance(env, dict):
-            problems.append(f"body is not a JSON object: {_compact(raw.decode('utf-8', 'replace'))}")
-        else:
-            if v := _doc_violation(env, "rest/envelope.json"):
-                problems.append(f"envelope: {v}")
-            if env.get("ret") != 200:
-                problems.append(f"ret {env.get('ret')} {env.get('msg')!r}")
+        if env is not None:
             rows = env.get("data") if isinstance(env.get("data"), list) else []
             bad = [v for row in rows if (v := _doc_violation(row, row_schema))]
             if bad:
@@ -1049,21 +1057,10 @@ class Runner:
 
     async def _rest_object(self, check: str, path: str, data_schema: str, source: str) -> None:
         """HTTP 200 with the one-object envelope (ret 200) and `data` valid against `data_schema`."""
-        status, raw, err = await self._http("GET", path)
+        status, env, problems = await self._rest_envelope("GET", path, "rest/object-envelope.json")
         expected = f"GET {path}: HTTP 200, ret 200, data valid against {data_schema}"
-        problems: list[str] = []
-        env = _parse(raw)
-        if status != 200:
-            problems.append(f"HTTP {status}" + (f" {err}" if err else ""))
-        elif not isinstance(env, dict):
-            problems.append(f"body is not a JSON object: {_compact(raw.decode('utf-8', 'replace'))}")
-        else:
-            if v := _doc_violation(env, "rest/object-envelope.json"):
-                problems.append(f"envelope: {v}")
-            if env.get("ret") != 200:
-                problems.append(f"ret {env.get('ret')} {env.get('msg')!r}")
-            elif v := _doc_violation(env.get("data"), data_schema):
-                problems.append(f"data: {v}")
+        if env is not None and env.get("ret") == 200 and (v := _doc_violation(env.get("data"), data_schema)):
+            problems.append(f"data: {v}")
         observed = f"HTTP {status}" + (f"; {'; '.join(problems)}" if problems else "")
         self.add(check, expected, observed, not problems, source)
 
