@@ -521,7 +521,7 @@ class FeedPorts:
 
 
 class _Play:
-    __slots__ = ("base", "conn", "done", "episode", "idle", "index", "key", "open_base", "plan", "timer")
+    __slots__ = ("base", "conn", "done", "episode", "frames", "idle", "index", "open_base", "plan", "timer")
 
     def __init__(self, conn: Any, episode: Episode | None, now: float) -> None:
         self.conn = conn
@@ -532,7 +532,7 @@ class _Play:
         self.timer: asyncio.Handle | None = None
         self.done = episode is None
         self.plan: list[Any] | None = None  # --speed max: the writes left
-        self.key: Any = None  # --speed max: which cached plan `plan` came from
+        self.frames = False  # --speed max: whether a pass of the plan writes any frame to this connection
         self.idle = False  # --speed max --loop: a pass had nothing for this connection; wait for a subscribe
 
 
@@ -554,7 +554,8 @@ class ReplayFeed:
         self._maps: dict[str, dict[Any, Any]] = {}
         self._plays: dict[Any, _Play] = {}
         self._next: Counter[tuple[str, str]] = Counter()
-        self._plans: dict[tuple[int, frozenset[tuple[str, Any]]], list[Any]] = {}
+        # --speed max: per (episode, subscription set), the pass's steps and whether any writes frames.
+        self._plans: dict[tuple[int, frozenset[tuple[str, Any]]], tuple[list[Any], bool]] = {}
         self.missing: list[dict[str, Any]] = []  # the first MAX_NOTES; missing_count counts them all
         self.missing_count = 0
         self.unmatched: list[dict[str, Any]] = []
@@ -773,10 +774,12 @@ class ReplayFeed:
         hub_keys = frozenset(
             (kind, key) for kind, key in play.episode.keys() if play.conn in (self._maps[kind].get(key) or ())
         )
-        plan_key = play.key = (id(play.episode), hub_keys)
-        plan = self._plans.get(plan_key)
-        if plan is None:
-            plan = self._plans[plan_key] = self._plan(play.episode, hub_keys)
+        plan_key = (id(play.episode), hub_keys)
+        cached = self._plans.get(plan_key)
+        if cached is None:
+            steps = self._plan(play.episode, hub_keys)
+            cached = self._plans[plan_key] = (steps, any(not isinstance(step, Item) for step in steps))
+        plan, play.frames = cached
         play.plan = list(plan)
         play.plan.reverse()  # popped from the end
         self._burst(play)
@@ -847,7 +850,7 @@ class ReplayFeed:
         if not plan and not play.done:
             if not (self.loop and play.episode is not None):
                 play.done = True
-            elif not any(not isinstance(step, Item) for step in self._plans[play.key]):
+            elif not play.frames:
                 play.idle = True  # a pass with no frames for this connection: looping it would spin
             else:
                 # The whole pass again, from the event loop rather than from here: a pass the socket
