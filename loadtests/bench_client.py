@@ -18,7 +18,7 @@ import websockets
 
 from infoway_mock.client import InfowayClient, Trade
 from loadtests.bench_server import bare_server
-from loadtests.harness import ServerProcess, alternate, fmt, format_table
+from loadtests.harness import ServerProcess, alternate, format_table, ratio_row
 
 
 class _Window:
@@ -101,17 +101,13 @@ def run(repetitions: int = 5, window: float = 1.5) -> list[dict[str, Any]]:
         for name, label in (("client", "async for"), ("callback", "on_event callback")):
             c = statistics.median(v[i] for v in results[name])
             rows.append(
-                {
-                    "benchmark": f"client consumption ({label}): {what}",
-                    "candidate": fmt(c),
-                    "baseline": fmt(b),
-                    "ratio": f"{c / b:.2f}",
-                    "ratio_value": c / b,
-                    "candidate_value": c,
-                    "baseline_value": b,
-                    "unit": unit,
-                    "values": {"bare": [v[i] for v in results["bare"]], name: [v[i] for v in results[name]]},
-                }
+                ratio_row(
+                    f"client consumption ({label}): {what}",
+                    c,
+                    b,
+                    unit,
+                    {"bare": [v[i] for v in results["bare"]], name: [v[i] for v in results[name]]},
+                )
             )
     return rows
 

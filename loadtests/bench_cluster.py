@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from loadtests.bench_connections import _handshakes, _row
+from loadtests.bench_connections import _handshakes
 from loadtests.harness import (
     alternate,
     children,
@@ -35,6 +35,7 @@ from loadtests.harness import (
     format_table,
     free_port,
     metric_sum,
+    ratio_row,
     scrape_metrics,
 )
 
@@ -165,7 +166,7 @@ def run_fanout(
     for key, what in (("per_cpu", "frames per mock CPU-s"), ("per_haproxy", "frames per HAProxy CPU-s")):
         values = {g: [r[key] for r in results[g]] for g in results}
         rows.append(
-            _row(
+            ratio_row(
                 f"{label}: {what}",
                 med(key, "2 workers"),
                 med(key, "1 worker"),
@@ -192,7 +193,7 @@ def run_handshakes(repetitions: int = 5, n: int = 300, concurrency: int = 10) ->
             proxied.close()
     d, p = statistics.median(results["direct"]), statistics.median(results["haproxy"])
     return [
-        _row(
+        ratio_row(
             f"handshakes/s via HAProxy ({n} connects, {concurrency} in flight)",
             p,
             d,

@@ -20,7 +20,7 @@ from typing import Any
 
 import websockets
 
-from loadtests.harness import ServerProcess, alternate, fmt, format_table, serve_control
+from loadtests.harness import ServerProcess, alternate, format_table, ratio_row, serve_control
 
 WELCOME = '{"code":200,"msg":"ws connect success"}'
 
@@ -135,7 +135,7 @@ def run_handshakes(repetitions: int = 5, n: int = 300, concurrency: int = 10) ->
             repetitions,
         )
     b, m = statistics.median(results["bare"]), statistics.median(results["mock"])
-    return [_row(f"handshakes/s ({n} connects, {concurrency} in flight)", m, b, "mock / bare", results)]
+    return [ratio_row(f"handshakes/s ({n} connects, {concurrency} in flight)", m, b, "mock / bare", results)]
 
 
 # -- reconnect storm ------------------------------------------------------------------------------------
@@ -210,7 +210,7 @@ def run_storm(repetitions: int = 5, clients: int = 1000, deadline: float = 90.0)
     cold = statistics.median(r["cold_s"] for r in runs)
     storm = statistics.median(r["storm_s"] for r in runs)
     bad = {k: sum(r[k] for r in runs) for k in ("errors_427", "errors_501", "violations")}
-    row = _row(
+    row = ratio_row(
         f"reconnect storm: {clients} clients reset at once, s until all resubscribed",
         storm,
         cold,
@@ -222,20 +222,6 @@ def run_storm(repetitions: int = 5, clients: int = 1000, deadline: float = 90.0)
     )
     row.update(bad)
     return [row]
-
-
-def _row(name: str, candidate: float, baseline: float, unit: str, values: Any) -> dict[str, Any]:
-    return {
-        "benchmark": name,
-        "candidate": fmt(candidate),
-        "baseline": fmt(baseline),
-        "ratio": f"{candidate / baseline:.2f}" if baseline else "n/a",
-        "unit": unit,
-        "candidate_value": candidate,
-        "baseline_value": baseline,
-        "ratio_value": candidate / baseline if baseline else None,
-        "values": values,
-    }
 
 
 def main() -> None:

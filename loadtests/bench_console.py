@@ -23,7 +23,7 @@ from typing import Any
 import orjson
 import websockets
 
-from loadtests.harness import ServerProcess, fmt, format_table, serve_control
+from loadtests.harness import ServerProcess, format_table, ratio_row, serve_control
 
 SYMBOL = "BTCUSDT"
 TOKEN = "bench-console"
@@ -200,18 +200,15 @@ def run(repetitions: int = 5, conns: int = 1000, window: float = 3.0) -> list[di
         with_ = [v[i] for v in res["values"]["with"]]
         b, m = statistics.median(without), statistics.median(with_)
         rows.append(
-            {
-                "benchmark": f"console open, {conns} connections: {what}",
-                "candidate": fmt(m),
-                "baseline": fmt(b),
-                "ratio": f"{m / b:.3f}" if b else "n/a",
-                "unit": f"with / without a console ({per_s:.1f} updates/s of {size / 1024:.1f} KiB; "
+            ratio_row(
+                f"console open, {conns} connections: {what}",
+                m,
+                b,
+                f"with / without a console ({per_s:.1f} updates/s of {size / 1024:.1f} KiB; "
                 f"building them took {busy:.1%} of the server's CPU)",
-                "candidate_value": m,
-                "baseline_value": b,
-                "ratio_value": m / b if b else None,
-                "values": {"with": with_, "without": without},
-            }
+                {"with": with_, "without": without},
+                digits=3,
+            )
         )
     return rows
 

@@ -28,7 +28,7 @@ from typing import Any
 
 import orjson
 
-from loadtests.harness import ServerProcess, alternate, fmt, format_table, serve_control
+from loadtests.harness import ServerProcess, alternate, format_table, ratio_row, serve_control
 
 SYMBOL = "BTCUSDT"
 SUBSCRIBE = orjson.dumps({"code": 10000, "trace": "bench", "data": {"codes": SYMBOL}})
@@ -371,20 +371,6 @@ async def _replay_main(port_w: Any, ctl: Any, capture: str) -> None:
 # -- the measurements -----------------------------------------------------------------------------------
 
 
-def _row(name: str, cand: float, base: float, unit: str, values: dict[str, list[float]]) -> dict[str, Any]:
-    return {
-        "benchmark": name,
-        "candidate": fmt(cand),
-        "baseline": fmt(base),
-        "ratio": f"{cand / base:.2f}" if base else "n/a",
-        "unit": unit,
-        "candidate_value": cand,
-        "baseline_value": base,
-        "ratio_value": cand / base if base else None,
-        "values": values,
-    }
-
-
 async def _rtts(port: int, n: int) -> list[float]:
     import websockets
 
@@ -438,9 +424,9 @@ def run_proxy(repetitions: int = 5, window: float = 1.5, pings: int = 50) -> lis
                 rtt["direct"] += asyncio.run(_rtts(up.port, pings))
                 rtt["proxy"] += asyncio.run(_rtts(px.port, pings))
     d, p = statistics.median(rates["direct"]), statistics.median(rates["proxy"])
-    rows = [_row("proxy: delivered pushes/s (recording)", p, d, "proxy / direct", rates)]
+    rows = [ratio_row("proxy: delivered pushes/s (recording)", p, d, "proxy / direct", rates)]
     pc, mc = statistics.median(cpu["proxy"]), statistics.median(cpu["mock"])
-    row = _row(
+    row = ratio_row(
         "proxy: CPU per frame, us (parse, forward, record)", pc, mc, "proxy / the mock pushing it", cpu
     )
     row["ratio_value"] = None  # informational: where the proxy's share of the machine goes
@@ -448,7 +434,7 @@ def run_proxy(repetitions: int = 5, window: float = 1.5, pings: int = 50) -> lis
     for q, name in ((50, "p50"), (99, "p99")):
         pd = statistics.quantiles(rtt["direct"], n=100)[q - 1] * 1e6
         pp = statistics.quantiles(rtt["proxy"], n=100)[q - 1] * 1e6
-        row = _row(f"proxy: heartbeat round trip {name}, us", pp, pd, "proxy / direct", {})
+        row = ratio_row(f"proxy: heartbeat round trip {name}, us", pp, pd, "proxy / direct", {})
         row["added_us"] = round(pp - pd, 1)
         row["unit"] = f"proxy / direct (adds {pp - pd:.0f} us)"
         row["ratio_value"] = None  # informational: latency, not a throughput ratio
@@ -479,10 +465,10 @@ def run_firehose(repetitions: int = 5, window: float = 1.5) -> list[dict[str, An
         alternate({name: case(name) for name in servers}, repetitions)
     f, b, r = (statistics.median(results[k]) for k in ("firehose", "bare", "raw"))
     return [
-        _row(
+        ratio_row(
             "firehose, 1 connection: frames/s vs bare websockets", f, b, "firehose / bare websockets", results
         ),
-        _row(
+        ratio_row(
             "firehose, 1 connection: frames/s vs raw transport",
             f,
             r,

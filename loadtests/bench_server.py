@@ -20,7 +20,7 @@ from typing import Any
 import orjson
 import websockets
 
-from loadtests.harness import ServerProcess, alternate, fmt, format_table, serve_control
+from loadtests.harness import ServerProcess, alternate, format_table, ratio_row, serve_control
 
 SYMBOL = "BTCUSDT"
 HIGH_WATER = 512 * 1024  # bytes queued per connection before the bare server lets the loop flush
@@ -218,17 +218,13 @@ def run(
             mock = [r[i] for r in results["mock"]]
             b, m = statistics.median(bare), statistics.median(mock)
             rows.append(
-                {
-                    "benchmark": f"{label}: {what}" + (" (strict)" if strict else ""),
-                    "candidate": fmt(m),
-                    "baseline": fmt(b),
-                    "ratio": f"{m / b:.2f}" if b else "n/a",
-                    "unit": "mock / bare websockets",
-                    "candidate_value": m,
-                    "baseline_value": b,
-                    "ratio_value": m / b if b else None,
-                    "values": {"mock": mock, "bare": bare},
-                }
+                ratio_row(
+                    f"{label}: {what}" + (" (strict)" if strict else ""),
+                    m,
+                    b,
+                    "mock / bare websockets",
+                    {"mock": mock, "bare": bare},
+                )
             )
     return rows
 

@@ -96,6 +96,23 @@ def format_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(out)
 
 
+def ratio_row(
+    name: str, candidate: float, baseline: float, unit: str, values: Any, *, digits: int = 2
+) -> dict[str, Any]:
+    """One benchmark row: the medians, their ratio (candidate / baseline, same run) and every repetition."""
+    return {
+        "benchmark": name,
+        "candidate": fmt(candidate),
+        "baseline": fmt(baseline),
+        "ratio": f"{candidate / baseline:.{digits}f}" if baseline else "n/a",
+        "unit": unit,
+        "candidate_value": candidate,
+        "baseline_value": baseline,
+        "ratio_value": candidate / baseline if baseline else None,
+        "values": values,
+    }
+
+
 def fmt(x: float) -> str:
     if x != x:  # NaN
         return "n/a"
