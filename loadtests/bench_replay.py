@@ -302,8 +302,9 @@ class _RawFirehose(asyncio.Protocol):
         self.paused = True
 
     def resume_writing(self) -> None:
+        # Written on the next loop turn, not inside asyncio's _write_ready (see Connection.resume_writing).
         self.paused = False
-        self.write_more()
+        asyncio.get_running_loop().call_soon(self.write_more)
 
     def write_more(self) -> None:
         while not self.paused and not self.t.is_closing():

@@ -238,7 +238,16 @@ class Connection(asyncio.Protocol):
             if self.transport is not None and not self.reading_paused and self._deferred is None:
                 self.transport.resume_reading()
         elif self.on_drain is not None:
-            self.on_drain()
+            # Not from inside this callback: asyncio (3.11, 3.12) calls resume_writing from _write_ready, and
+            # if a write made here fails at once (the peer reset), it schedules connection_lost and then
+            # _write_ready calls it again directly; the second call raised AttributeError on a None
+            # protocol, printed as a traceback (seen once per full `make bench`, in the firehose part).
+            self.loop.call_soon(self._drained)
+
+    def _drained(self) -> None:
+        on_drain = self.on_drain
+        if on_drain is not None and self.transport is not None:
+            on_drain()
 
     # -- WebSocket ---------------------------------------------------------------------------------------
 

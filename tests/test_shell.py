@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import sys
 import time
 from decimal import Decimal
@@ -17,6 +18,7 @@ from websockets.sync.client import connect as connect_sync
 
 from infoway_mock.mockserver import scenario as sc
 from infoway_mock.mockserver.background import BackgroundServer
+from infoway_mock.mockserver.fanout import text_frame
 from infoway_mock.mockserver.faults import Fault, FaultError
 from tests.conftest import fast_config, wait_until
 from tests.test_server import aget
@@ -343,3 +345,55 @@ async def test_metrics_show_batching_and_a_pump_that_overran_its_cadence(
     await wait_until(lambda: srv.metrics.pump_ticks_missed >= before + 3)
     text = srv.metrics.render()
     assert "infoway_socket_writes_total" in text and "infoway_pump_ticks_missed_total" in text
+
+
+# -- a drain callback whose write fails ----------------------------------------------------------------------
+
+
+async def test_a_write_that_fails_in_a_drain_callback_is_one_clean_close(make_server: Any) -> None:
+    """asyncio calls resume_writing from inside its own _write_ready. If the firehose's drain callback
+    wrote from there and that write failed (the peer reset between two sends), asyncio ran connection_lost
+    twice and logged an AttributeError traceback. The failure is made deterministic here by shutting the
+    server's side for writing just before the callback writes; the socket and the transport are real."""
+    srv = await make_server()
+    loop = asyncio.get_running_loop()
+    errors: list[dict[str, Any]] = []
+    old_handler = loop.get_exception_handler()
+    loop.set_exception_handler(lambda _loop, context: errors.append(context))
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # so the server's writes pile up in asyncio
+    sock.setblocking(False)
+    try:
+        await loop.sock_connect(sock, ("127.0.0.1", srv.port))
+        path = srv.ws_url("crypto").split(str(srv.port), 1)[1]
+        await loop.sock_sendall(
+            sock,
+            (
+                f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+            ).encode(),
+        )
+        head = b""
+        while b"\r\n\r\n" not in head:
+            head += await loop.sock_recv(sock, 4096)
+        assert head.startswith(b"HTTP/1.1 101")
+        await wait_until(lambda: any(c.ws_open for c in srv.conns.values()))
+        (conn,) = srv.conns.values()
+        drained: list[bool] = []
+
+        def on_drain() -> None:  # what the firehose does: write the next burst once the client caught up
+            drained.append(True)
+            conn.transport.get_extra_info("socket").shutdown(socket.SHUT_WR)
+            conn.write_frames([text_frame(b"next burst")])
+
+        conn.on_drain = on_drain
+        conn.transport.set_write_buffer_limits(high=16 * 1024, low=0)
+        conn.write_frames([text_frame(b"x" * (8 << 20))])
+        assert conn.buffered() > 16 * 1024  # asyncio paused writing; resume_writing comes once it drained
+        while await loop.sock_recv(sock, 1 << 16):  # read until the server's side is shut
+            pass
+        await wait_until(lambda: drained and not srv.conns)
+    finally:
+        sock.close()
+        loop.set_exception_handler(old_handler)
+    assert errors == []
