@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import importlib.util
+import sys
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -147,4 +149,25 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
         reason = reason.removeprefix("Skipped: ")
         terminalreporter.write_line(
             f"browser tests skipped ({len(skipped)}): {reason}", yellow=True, bold=True
+        )
+
+
+# locust monkey-patches the standard library with gevent when it is imported (threads become greenlets of
+# one OS thread, sockets and selectors gevent's). Imported into the pytest process, it changed the ground
+# under every later test: the suite then tested the mock on a patched stdlib that no user runs. Locust runs
+# in child processes only; this marker skips without importing, and the hook below names any test that
+# patches the process anyway.
+requires_locust = pytest.mark.skipif(
+    importlib.util.find_spec("locust") is None, reason="locust is not installed"
+)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_runtest_teardown(item: pytest.Item) -> None:
+    monkey = sys.modules.get("gevent.monkey")
+    if monkey is not None and monkey.is_anything_patched():
+        pytest.fail(
+            f"{item.nodeid}: gevent has monkey-patched the pytest process (was locust imported here?); "
+            "run locust in a child process",
+            pytrace=False,
         )

@@ -10,6 +10,7 @@ from infoway_mock.mockserver.connection import Connection
 from infoway_mock.mockserver.server import MockServer
 from loadtests import locustfile
 from loadtests.lightclient import LightClient
+from tests import conftest
 
 # asyncio.Protocol callbacks, called by the event loop
 Connection.connection_made, Connection.data_received, Connection.eof_received
@@ -19,6 +20,7 @@ LightClient.connection_made, LightClient.data_received
 # pytest hooks, called by pytest
 pytest_plugin.pytest_addoption, pytest_plugin.pytest_configure, pytest_plugin.pytest_report_header
 pytest_plugin.pytest_collection_modifyitems, pytest_plugin.pytest_terminal_summary
+conftest.pytest_runtest_teardown
 # locust: the User class, its hooks and tasks, and the command-line options event
 locustfile.InfowayUser, locustfile.InfowayUser.wait_time, locustfile.InfowayUser.on_stop
 locustfile.InfowayUser.heartbeat, locustfile._options

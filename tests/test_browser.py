@@ -1,10 +1,8 @@
 """The console and the HTML report in a real browser: headless Chromium (Debian's `chromium` package, which
 .ci/run installs) driven by playwright's Python API against a real mock and the reference client.
 
-Everything runs on the test's one event loop (the mock, the client, playwright's async API): no threads.
-The full suite imports locust at collection (tests/test_locust_smoke.py), which monkey-patches threads
-into gevent greenlets of one OS thread, where a second running event loop (playwright's sync API beside a
-server thread) is refused.
+Everything runs on the test's one event loop (the mock, the client, playwright's async API): no threads,
+no second event loop beside a server thread.
 
 Without a browser these tests are skipped with the reason, and the run's summary says so in one line
 (tests/conftest.py). playwright's own browser download is never used: it points at the system's Chromium.

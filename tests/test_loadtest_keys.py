@@ -15,6 +15,7 @@ import websockets
 from infoway_mock.mockserver.config import DEFAULT_KEY, LOAD_TEST_KEY, ServerConfig
 from infoway_mock.mockserver.server import MockServer
 from loadtests.run import free_port, wait_listening
+from tests.conftest import requires_locust
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -54,9 +55,9 @@ def test_locustfile_spreads_users_over_keys() -> None:
     assert lines[1].startswith("error: no API key given")
 
 
+@requires_locust
 def test_twenty_locust_users_against_a_default_serve(tmp_path: Path) -> None:
     """The issue's case: a plain `serve` (default config) and 20 locust users, no 427, no failure."""
-    pytest.importorskip("locust")
     port = free_port()
     mock = subprocess.Popen(
         [

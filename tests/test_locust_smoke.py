@@ -8,12 +8,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
+from tests.conftest import requires_locust
 
-pytest.importorskip("locust")
 ROOT = Path(__file__).resolve().parent.parent
 
 
+@requires_locust
 def test_locust_smoke(tmp_path: Path) -> None:
     done = subprocess.run(
         [

@@ -195,8 +195,8 @@ async def test_server_disconnects_reach_the_client_as_they_happened(
 
 
 async def _fault_cli(proxy: Proxy, *argv: str) -> dict[str, Any]:
-    """`infoway-mock fault ... --port PROXYPORT`, the real command in a child process (in this process,
-    once the locust smoke test has imported locust, gevent's threads cannot run asyncio.run)."""
+    """`infoway-mock fault ... --port PROXYPORT`, the real command in a child process, as a user runs it
+    (its asyncio.run cannot run inside this test's running event loop)."""
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
