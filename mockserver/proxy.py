@@ -114,6 +114,9 @@ class ProxyConfig:
     max_http_body: int = 16 * 1024 * 1024  # REST request and response bodies (413 / 502 above)
     max_send_buffer: int = 1024 * 1024  # client send buffer over this: stop reading the server
     http_idle_timeout: float = 30.0
+    # REST connections to the upstream kept alive for the next request (0: a new one per request). Against
+    # the live service each new one is a TCP and TLS handshake, which the proxy would add to every call.
+    max_idle_upstream_http: int = 8
     max_capture_bytes: int = 1 << 30  # past it events are counted in the trailer, not written
     record_http_body: int = 1024 * 1024  # REST bodies kept in the capture (longer: truncated, marked)
     flush_interval: float = 0.5  # the capture reaches the disk at least this often
@@ -476,6 +479,21 @@ class _ProxyFaultPort:
         self._proxy.dropped[reason] += n
 
 
+@dataclass
+class _HttpLink:
+    """One HTTP/1.1 connection to the upstream for REST, kept alive between requests."""
+
+    reader: asyncio.StreamReader
+    writer: asyncio.StreamWriter
+    http: h11.Connection
+    fresh: bool  # opened for this request (a failure then is not an idle connection gone stale)
+    answered: bool = False  # a byte of the answer arrived
+
+
+class _StaleLink(Exception):
+    """A kept-alive upstream connection failed before any answer: it was closed while idle."""
+
+
 class Proxy:
     """`async with Proxy(ProxyConfig(upstream=...)) as p:`, then `p.ws_url()`; the capture closes on exit."""
 
@@ -492,6 +510,7 @@ class Proxy:
         self.gate = Gate(ServerConfig(), QuotaBook(), self.refusals, self.control_token, ())
         self.dropped: Counter[str] = Counter()
         self.forwarded: Counter[str] = Counter()  # frames by direction
+        self._http_idle: list[_HttpLink] = []  # kept-alive REST connections to the upstream
         self.faults = FaultEngine(
             _ProxyFaultPort(self, config.seed),
             connections=lambda: list(self.conns.values()),
@@ -547,6 +566,9 @@ class Proxy:
     async def stop(self) -> None:
         self.faults.clear()
         await self._close_listener(code=1001, reason="proxy shutting down")
+        for link in self._http_idle:
+            link.writer.close()
+        self._http_idle.clear()
         for task in list(self._tasks):
             task.cancel()
         if self._tasks:
@@ -665,43 +687,85 @@ class Proxy:
         return HttpResponse(status, body, content_type, _header_items(dict(headers), _OWN_RESPONSE_HEADERS))
 
     async def _http_exchange(self, req: HttpRequest) -> tuple[int, list[tuple[str, str]], bytes]:
+        while self._http_idle:
+            link = self._http_idle.pop()
+            if link.reader.at_eof() or link.writer.is_closing():
+                link.writer.close()  # the upstream closed it while it was idle
+                continue
+            try:
+                return await self._exchange_on(link, req)
+            except _StaleLink:
+                # Closed by the upstream (its idle timeout) before a byte of the answer: the request is
+                # sent again on a fresh connection. Infoway's REST only reads, so sending it twice is safe.
+                continue
+        return await self._exchange_on(await self._open_http(), req)
+
+    async def _open_http(self) -> _HttpLink:
         addr = self.upstream
         ctx = addr.ssl_context()
         reader, writer = await asyncio.open_connection(
             addr.host, addr.port, ssl=ctx, server_hostname=addr.host if ctx else None
         )
+        return _HttpLink(reader, writer, h11.Connection(h11.CLIENT), fresh=True)
+
+    async def _exchange_on(
+        self, link: _HttpLink, req: HttpRequest
+    ) -> tuple[int, list[tuple[str, str]], bytes]:
+        reusable = False
         try:
-            http = h11.Connection(h11.CLIENT)
-            headers = [("Host", addr.netloc), *_header_items(req.headers, _HOP), ("Connection", "close")]
-            if req.body or req.method in ("POST", "PUT", "PATCH"):
-                headers.append(("Content-Length", str(len(req.body))))
-            writer.write(http.send(h11.Request(method=req.method, target=req.target, headers=headers)))
-            if req.body:
-                writer.write(http.send(h11.Data(data=req.body)))
-            writer.write(http.send(h11.EndOfMessage()))
-            response: h11.Response | None = None
-            body: list[bytes] = []
-            size = 0
-            while True:
-                event = http.next_event()
-                if event is h11.NEED_DATA:
-                    http.receive_data(await reader.read(65536))
-                    continue
-                if isinstance(event, h11.Response):
-                    response = event
-                elif isinstance(event, h11.Data):
-                    size += len(event.data)
-                    if size > self.config.max_http_body:
-                        raise ValueError(f"upstream response over {self.config.max_http_body} bytes")
-                    body.append(event.data)
-                elif isinstance(event, h11.EndOfMessage | h11.ConnectionClosed):
-                    break
-            if response is None:
-                raise ConnectionError("the upstream closed without answering")
-            out = [(n.decode("latin-1"), v.decode("latin-1")) for n, v in response.headers]
-            return response.status_code, out, b"".join(body)
+            status, headers, body = await self._send_and_read(link, req)
+            http = link.http
+            if http.our_state is h11.DONE and http.their_state is h11.DONE:
+                http.start_next_cycle()
+                reusable = (
+                    len(self._http_idle) < self.config.max_idle_upstream_http and self._listener is not None
+                )
+            return status, headers, body
+        except (OSError, h11.ProtocolError) as e:
+            if not link.fresh and not link.answered:
+                raise _StaleLink from e
+            raise
         finally:
-            writer.close()
+            if reusable:
+                link.fresh = link.answered = False
+                self._http_idle.append(link)
+            else:
+                link.writer.close()
+
+    async def _send_and_read(
+        self, link: _HttpLink, req: HttpRequest
+    ) -> tuple[int, list[tuple[str, str]], bytes]:
+        http, reader, writer = link.http, link.reader, link.writer
+        headers = [("Host", self.upstream.netloc), *_header_items(req.headers, _HOP)]
+        if req.body or req.method in ("POST", "PUT", "PATCH"):
+            headers.append(("Content-Length", str(len(req.body))))
+        writer.write(http.send(h11.Request(method=req.method, target=req.target, headers=headers)))
+        if req.body:
+            writer.write(http.send(h11.Data(data=req.body)))
+        writer.write(http.send(h11.EndOfMessage()))
+        response: h11.Response | None = None
+        body: list[bytes] = []
+        size = 0
+        while True:
+            event = http.next_event()
+            if event is h11.NEED_DATA:
+                data = await reader.read(65536)
+                link.answered = link.answered or bool(data)
+                http.receive_data(data)
+                continue
+            if isinstance(event, h11.Response):
+                response = event
+            elif isinstance(event, h11.Data):
+                size += len(event.data)
+                if size > self.config.max_http_body:
+                    raise ValueError(f"upstream response over {self.config.max_http_body} bytes")
+                body.append(event.data)
+            elif isinstance(event, h11.EndOfMessage | h11.ConnectionClosed):
+                break
+        if response is None:
+            raise ConnectionError("the upstream closed without answering")
+        out = [(n.decode("latin-1"), v.decode("latin-1")) for n, v in response.headers]
+        return response.status_code, out, b"".join(body)
 
     # -- the Host protocol: WebSocket ------------------------------------------------------------------
 

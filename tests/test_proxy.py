@@ -117,6 +117,42 @@ async def test_rest_through_the_same_port_is_forwarded_and_recorded(
     assert KEY not in Path(proxy.recorder.path).read_text()  # type: ignore[union-attr]
 
 
+async def test_rest_reuses_one_kept_alive_upstream_connection(make_server: Any, make_proxy: Any) -> None:
+    """Ten REST calls through the proxy take one upstream connection, not ten (against the live service
+    each new one is a TCP and TLS handshake); an idle connection the upstream has closed meanwhile is
+    replaced without the client seeing an error."""
+    srv, proxy = await _setup(make_server, make_proxy, http_idle_timeout=0.3)
+    upstream_conns: list[Any] = []
+    real = srv.http_request
+
+    hang_up = {"next": False}
+
+    def counting(conn: Any, req: Any) -> Any:
+        if conn not in upstream_conns:
+            upstream_conns.append(conn)
+        if hang_up["next"]:  # the upstream closes a kept-alive connection just as a request arrives
+            hang_up["next"] = False
+            conn.abort()
+        return real(conn, req)
+
+    srv.http_request = counting
+    for _ in range(10):
+        status, _, body = await asyncio.to_thread(
+            _get, f"{proxy.http_url}/crypto/batch_trade/BTCUSDT?apikey={KEY}"
+        )
+        assert status == 200 and json.loads(body)["ret"] == 200
+    assert len(upstream_conns) == 1
+    (first,) = upstream_conns
+    await wait_until(
+        lambda: first.transport is None or first.transport.is_closing()
+    )  # the upstream's idle close
+    status, _, _ = await asyncio.to_thread(_get, f"{proxy.http_url}/crypto/batch_trade/BTCUSDT?apikey={KEY}")
+    assert status == 200 and len(upstream_conns) == 2
+    hang_up["next"] = True
+    status, _, _ = await asyncio.to_thread(_get, f"{proxy.http_url}/crypto/batch_trade/BTCUSDT?apikey={KEY}")
+    assert status == 200 and len(upstream_conns) == 3  # sent again on a fresh connection, not a 502
+
+
 async def test_pipelined_requests_are_answered_in_order(make_server: Any, make_proxy: Any) -> None:
     _, proxy = await _setup(make_server, make_proxy)
     reader, writer = await asyncio.open_connection("127.0.0.1", proxy.port)
