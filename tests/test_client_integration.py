@@ -97,20 +97,7 @@ async def test_401_is_one_attempt_and_auth_error(server) -> None:
 
 
 async def test_cli_401_exits_2_with_one_line(server) -> None:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "infoway_mock.client",
-        "stream",
-        "--url",
-        server.ws_url(key=None),
-        "--api-key",
-        "wrong",
-        "--trade",
-        "BTCUSDT",
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
+    proc = await _cli("--url", server.ws_url(key=None), "--api-key", "wrong", "--trade", "BTCUSDT")
     out, err = await asyncio.wait_for(proc.communicate(), 60)
     assert proc.returncode == 2
     lines = [line for line in err.decode().splitlines() if not line.startswith("{")]
@@ -119,11 +106,7 @@ async def test_cli_401_exits_2_with_one_line(server) -> None:
 
 
 async def test_cli_limit_is_reached_across_a_restart(server) -> None:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "infoway_mock.client",
-        "stream",
+    proc = await _cli(
         "--url",
         server.ws_url(),
         "--trade",
@@ -134,8 +117,6 @@ async def test_cli_limit_is_reached_across_a_restart(server) -> None:
         "0.5",
         "--backoff-cap",
         "0.3",
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
     )
     await wait_until(lambda: server.metrics.frames_sent[10002] >= 10, timeout=30)
     await server.restart(down_for=0.5)
