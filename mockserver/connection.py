@@ -245,8 +245,8 @@ class Connection(asyncio.Protocol):
             self.loop.call_soon(self._drained)
 
     def _drained(self) -> None:
-        on_drain = self.on_drain
-        if on_drain is not None and self.transport is not None:
+        on_drain = self.on_drain  # read now: the writer may have cleared it since
+        if on_drain is not None:
             on_drain()
 
     # -- WebSocket ---------------------------------------------------------------------------------------

@@ -486,8 +486,7 @@ class _HttpLink:
     reader: asyncio.StreamReader
     writer: asyncio.StreamWriter
     http: h11.Connection
-    fresh: bool  # opened for this request (a failure then is not an idle connection gone stale)
-    answered: bool = False  # a byte of the answer arrived
+    answered: bool = False  # a byte of the answer to the current request arrived
 
 
 class _StaleLink(Exception):
@@ -693,12 +692,12 @@ class Proxy:
                 link.writer.close()  # the upstream closed it while it was idle
                 continue
             try:
-                return await self._exchange_on(link, req)
+                return await self._exchange_on(link, req, pooled=True)
             except _StaleLink:
                 # Closed by the upstream (its idle timeout) before a byte of the answer: the request is
                 # sent again on a fresh connection. Infoway's REST only reads, so sending it twice is safe.
                 continue
-        return await self._exchange_on(await self._open_http(), req)
+        return await self._exchange_on(await self._open_http(), req, pooled=False)
 
     async def _open_http(self) -> _HttpLink:
         addr = self.upstream
@@ -706,11 +705,12 @@ class Proxy:
         reader, writer = await asyncio.open_connection(
             addr.host, addr.port, ssl=ctx, server_hostname=addr.host if ctx else None
         )
-        return _HttpLink(reader, writer, h11.Connection(h11.CLIENT), fresh=True)
+        return _HttpLink(reader, writer, h11.Connection(h11.CLIENT))
 
     async def _exchange_on(
-        self, link: _HttpLink, req: HttpRequest
+        self, link: _HttpLink, req: HttpRequest, *, pooled: bool
     ) -> tuple[int, list[tuple[str, str]], bytes]:
+        """One exchange on `link`; a pooled link that fails before any answer raises _StaleLink."""
         reusable = False
         try:
             status, headers, body = await self._send_and_read(link, req)
@@ -722,12 +722,11 @@ class Proxy:
                 )
             return status, headers, body
         except (OSError, h11.ProtocolError) as e:
-            if not link.fresh and not link.answered:
+            if pooled and not link.answered:
                 raise _StaleLink from e
             raise
         finally:
             if reusable:
-                link.fresh = link.answered = False
                 self._http_idle.append(link)
             else:
                 link.writer.close()
@@ -736,6 +735,7 @@ class Proxy:
         self, link: _HttpLink, req: HttpRequest
     ) -> tuple[int, list[tuple[str, str]], bytes]:
         http, reader, writer = link.http, link.reader, link.writer
+        link.answered = False
         headers = [("Host", self.upstream.netloc), *_header_items(req.headers, _HOP)]
         if req.body or req.method in ("POST", "PUT", "PATCH"):
             headers.append(("Content-Length", str(len(req.body))))
