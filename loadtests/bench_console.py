@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import os
 import statistics
 import struct
@@ -24,6 +23,7 @@ import orjson
 import websockets
 
 from loadtests.harness import ServerProcess, format_table, ratio_row, serve_control
+from loadtests.lightclient import upgrade_request
 
 SYMBOL = "BTCUSDT"
 TOKEN = "bench-console"
@@ -115,13 +115,8 @@ async def _open_raw(port: int, n: int) -> list[_Sink]:
         async with gate:
             fut: asyncio.Future[bool] = loop.create_future()
             _, sink = await loop.create_connection(lambda: _Sink(fut), "127.0.0.1", port)
-            key = base64.b64encode(os.urandom(16)).decode()
             assert sink.transport is not None
-            sink.transport.write(
-                f"GET /ws?business=crypto&apikey=demo HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
-                f"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
-                "Sec-WebSocket-Version: 13\r\n\r\n".encode()
-            )
+            sink.transport.write(upgrade_request(f"127.0.0.1:{port}", "/ws?business=crypto&apikey=demo"))
             if not await asyncio.wait_for(fut, 30):
                 raise RuntimeError("the mock refused a benchmark connection")
             return sink

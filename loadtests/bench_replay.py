@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import logging
-import os
 import statistics
 import tempfile
 import time
@@ -29,6 +27,7 @@ from typing import Any
 import orjson
 
 from loadtests.harness import ServerProcess, alternate, format_table, ratio_row, serve_control
+from loadtests.lightclient import upgrade_request
 
 SYMBOL = "BTCUSDT"
 SUBSCRIBE = orjson.dumps({"code": 10000, "trace": "bench", "data": {"codes": SYMBOL}})
@@ -111,11 +110,7 @@ def _masked(payload: bytes, opcode: int = 0x1) -> bytes:
 async def _connect(port: int, path: str = "/ws?business=crypto&apikey=demo") -> _Counter:
     loop = asyncio.get_running_loop()
     _, counter = await loop.create_connection(_Counter, "127.0.0.1", port)
-    key = base64.b64encode(os.urandom(16)).decode()
-    counter.transport.write(  # type: ignore[union-attr]
-        f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-        f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
-    )
+    counter.transport.write(upgrade_request("127.0.0.1", path))  # type: ignore[union-attr]
     status = await asyncio.wait_for(counter.upgraded, 30)
     if status != 101:
         raise RuntimeError(f"handshake refused: {status}")

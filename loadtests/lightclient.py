@@ -31,6 +31,15 @@ def client_frame(payload: bytes, opcode: int = 0x1) -> bytes:
     return head + b"\x00\x00\x00\x00" + payload
 
 
+def upgrade_request(host: str, path: str) -> bytes:
+    """The HTTP/1.1 request that opens a WebSocket at `path` (with its query), a fresh random key."""
+    key = base64.b64encode(os.urandom(16)).decode()
+    return (
+        f"GET {path} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    ).encode()
+
+
 class LightClient(asyncio.Protocol):
     """One connection: handshake, then count every server frame by opcode; answers a close."""
 
@@ -47,12 +56,7 @@ class LightClient(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
-        key = base64.b64encode(os.urandom(16)).decode()
-        head = (
-            f"GET {self.path} HTTP/1.1\r\nHost: {self.host}\r\nUpgrade: websocket\r\n"
-            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
-        )
-        transport.write(head.encode())
+        transport.write(upgrade_request(self.host, self.path))
 
     def send(self, obj: Any) -> None:
         if self.transport is not None and not self.transport.is_closing():

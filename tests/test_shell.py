@@ -20,6 +20,7 @@ from infoway_mock.mockserver import scenario as sc
 from infoway_mock.mockserver.background import BackgroundServer
 from infoway_mock.mockserver.fanout import text_frame
 from infoway_mock.mockserver.faults import Fault, FaultError
+from loadtests.lightclient import upgrade_request
 from tests.conftest import fast_config, wait_until
 from tests.test_server import aget
 
@@ -366,13 +367,7 @@ async def test_a_write_that_fails_in_a_drain_callback_is_one_clean_close(make_se
     try:
         await loop.sock_connect(sock, ("127.0.0.1", srv.port))
         path = srv.ws_url("crypto").split(str(srv.port), 1)[1]
-        await loop.sock_sendall(
-            sock,
-            (
-                f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-            ).encode(),
-        )
+        await loop.sock_sendall(sock, upgrade_request("127.0.0.1", path))
         head = b""
         while b"\r\n\r\n" not in head:
             head += await loop.sock_recv(sock, 4096)
